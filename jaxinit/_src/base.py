@@ -1,0 +1,202 @@
+"""The initializer protocol, argument checks, and the eager compiled-call cache.
+
+Every jaxinit initializer is a frozen dataclass deriving from :class:`InitializerBase`.
+Its configuration is its identity: equal configurations compare and hash equal, so an
+eager call can dispatch one cached compiled executable per (configuration, shape, dtype,
+sharding) instead of running its sampling code op by op (DESIGN rules 1, 2 and 6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+from jax.nn.initializers import Initializer as Initializer
+from jax.sharding import NamedSharding, PartitionSpec, Sharding
+from jax.typing import DTypeLike
+
+Shape = tuple[int, ...]
+Axes = int | Sequence[int]
+OutSharding = Sharding | PartitionSpec | None
+
+
+def default_float_dtype() -> np.dtype:
+    """JAX's default float dtype *now*: float64 under x64, else float32."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+
+
+def normalize_dtype(name: str, dtype: DTypeLike | None) -> np.dtype | None:
+    """`dtype` as a canonical NumPy dtype (None stays None), or a TypeError naming it."""
+    if dtype is None:
+        return None
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: dtype={dtype!r} is not a dtype") from None
+
+
+def check_dtype(name: str, dtype: np.dtype | None, *, kinds: str = "fc") -> np.dtype:
+    """Resolves `dtype` (None means the default float dtype at call time) and checks its kind.
+
+    `kinds` uses NumPy's kind letters ('f' float, 'c' complex, 'i'/'u' integer, 'b' bool);
+    bfloat16 and the float8 types report kind 'V' in NumPy and count as floats here.
+    """
+    if dtype is None:
+        return default_float_dtype()
+    kind = "f" if jax.dtypes.issubdtype(dtype, np.floating) else dtype.kind
+    if kind not in kinds:
+        wanted = {"f": "floating", "c": "complex", "i": "integer", "u": "unsigned", "b": "bool"}
+        expected = " or ".join(wanted[k] for k in kinds)
+        raise TypeError(f"{name}: dtype={dtype} is not supported; expected a {expected} dtype")
+    return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+
+
+def check_shape(name: str, shape: Any, min_rank: int = 0) -> Shape:
+    """`shape` as a tuple of positive ints of rank >= `min_rank`, else a precise error."""
+    if isinstance(shape, int | np.integer):
+        shape = (shape,)
+    try:
+        dims = tuple(operator.index(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"{name}: shape={shape!r} must be a sequence of ints") from None
+    if any(d <= 0 for d in dims):
+        raise ValueError(f"{name}: shape={dims} has a zero or negative dimension")
+    if len(dims) < min_rank:
+        raise ValueError(f"{name}: shape={dims} has rank {len(dims)}; expected rank >= {min_rank}")
+    return dims
+
+
+def check_scalar(
+    name: str, arg: str, value: Any, *, positive: bool = False, nonnegative: bool = False
+) -> float:
+    """A finite real number as float, or a precise error naming `arg`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: {arg}={value!r} must be a real number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name}: {arg}={value!r} must be finite")
+    if positive and number <= 0:
+        raise ValueError(f"{name}: {arg}={value!r} must be > 0")
+    if nonnegative and number < 0:
+        raise ValueError(f"{name}: {arg}={value!r} must be >= 0")
+    return number
+
+
+def check_choice(name: str, arg: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}: {arg}={value!r} is not one of {options}")
+    return str(value)
+
+
+def normalize_axes(name: str, arg: str, axes: Axes) -> int | tuple[int, ...]:
+    """An int or a tuple of ints (hashable), or a TypeError naming `arg`."""
+    try:
+        if isinstance(axes, int | np.integer):
+            return operator.index(axes)
+        return tuple(operator.index(a) for a in axes)
+    except TypeError:
+        raise TypeError(f"{name}: {arg}={axes!r} must be an int or a sequence of ints") from None
+
+
+def check_key(name: str, key: Any) -> None:
+    """Accepts a typed key (``jax.random.key``) or a legacy ``uint32[2]`` key."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is None:
+        raise TypeError(f"{name}: key={key!r} is not a PRNG key; use jax.random.key(seed)")
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(
+                f"{name}: key has shape {key.shape}; expected a single key (use jax.vmap "
+                "over a batch of keys)"
+            )
+        return
+    if dtype != np.uint32 or key.ndim != 1:
+        raise TypeError(
+            f"{name}: key of dtype {dtype} and shape {key.shape} is not a PRNG key; expected "
+            "jax.random.key(seed) or a legacy uint32 key from jax.random.PRNGKey(seed)"
+        )
+
+
+def resolve_sharding(name: str, out_sharding: OutSharding) -> Sharding | None:
+    """A concrete sharding: a PartitionSpec is resolved against the mesh set by jax.set_mesh."""
+    if out_sharding is None or isinstance(out_sharding, Sharding):
+        return out_sharding
+    if isinstance(out_sharding, PartitionSpec):
+        mesh = jax.sharding.get_mesh()
+        if mesh.empty:
+            raise ValueError(
+                f"{name}: out_sharding={out_sharding} is a PartitionSpec but no mesh is set; "
+                "pass a NamedSharding or use `with jax.set_mesh(mesh):`"
+            )
+        return NamedSharding(mesh, out_sharding)
+    raise TypeError(
+        f"{name}: out_sharding={out_sharding!r} must be a Sharding, a PartitionSpec or None"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class InitializerBase:
+    """Base class of jaxinit initializers (see the module docstring).
+
+    Subclasses are frozen dataclasses that implement :meth:`generate` (sampling for a
+    checked shape and dtype, traced) and may override :meth:`check` (shape checks that
+    need the configuration) and :meth:`stats` (the exact distribution, for `describe`).
+    """
+
+    #: The public name used in error messages, e.g. "he_normal".
+    name: ClassVar[str] = "initializer"
+    #: The smallest rank the scheme accepts.
+    min_rank: ClassVar[int] = 0
+    #: NumPy dtype kinds the scheme produces ('f' float, 'c' complex, 'i', 'u', 'b').
+    kinds: ClassVar[str] = "f"
+
+    def __post_init__(self) -> None:
+        if hasattr(self, "dtype"):
+            object.__setattr__(self, "dtype", normalize_dtype(self.name, self.dtype))
+
+    def __call__(
+        self,
+        key: jax.Array,
+        shape: Sequence[int],
+        dtype: DTypeLike | None = None,
+        out_sharding: OutSharding = None,
+    ) -> jax.Array:
+        shape = check_shape(self.name, shape, self.min_rank)
+        if dtype is None:
+            dtype = getattr(self, "dtype", None)
+        resolved = check_dtype(self.name, normalize_dtype(self.name, dtype), kinds=self.kinds)
+        self.check(shape, resolved)
+        check_key(self.name, key)
+        sharding = resolve_sharding(self.name, out_sharding)
+        if isinstance(key, jax.core.Tracer):
+            out = self.generate(key, shape, resolved)
+            return out if sharding is None else jax.lax.with_sharding_constraint(out, sharding)
+        return compiled(self, shape, resolved, sharding)(key)
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        """Raises ValueError for a shape this configuration cannot fill."""
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        raise NotImplementedError
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        """The exact distribution of one element, as used by :func:`jaxinit.describe`."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe itself")
+
+
+@functools.lru_cache(maxsize=4096)
+def compiled(
+    init: InitializerBase, shape: Shape, dtype: np.dtype, sharding: Sharding | None
+) -> Any:
+    """One jitted executable per (configuration, shape, dtype, sharding)."""
+    return jax.jit(
+        functools.partial(init.generate, shape=shape, dtype=dtype), out_shardings=sharding
+    )

@@ -1,0 +1,287 @@
+"""Orthogonal, delta-orthogonal, identity and Dirac (identity-convolution) kernels."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import DTypeLike
+
+from jaxinit._src import sampling
+from jaxinit._src.base import InitializerBase, Shape, check_scalar
+
+
+def _axis(name: str, arg: str, axis: int, rank: int) -> int:
+    if not -rank <= axis < rank:
+        raise ValueError(f"{name}: {arg}={axis} is out of range for a rank-{rank} shape")
+    return axis % rank
+
+
+@dataclasses.dataclass(frozen=True)
+class Orthogonal(InitializerBase):
+    """scale * a Haar-random (semi-)orthogonal matrix (see :func:`orthogonal`)."""
+
+    scale: float = 1.0
+    column_axis: int = -1
+    dtype: DTypeLike | None = None
+    name = "orthogonal"
+    min_rank = 2
+    kinds = "fc"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "scale", check_scalar(self.name, "scale", self.scale))
+        object.__setattr__(self, "column_axis", operator.index(self.column_axis))
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        _axis(self.name, "column_axis", self.column_axis, len(shape))
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        axis = self.column_axis % len(shape)
+        n_cols = shape[axis]
+        n_rows = math.prod(shape) // n_cols
+        # QR in float32 (float64 / complex for wide types): bfloat16 and float16 have no
+        # QR, and their rounding would break orthogonality long before the cast does.
+        q = jax.random.orthogonal(key, n_rows, (), sampling.sample_dtype(dtype), n_cols)
+        q = q.reshape((*shape[:axis], *shape[axis + 1 :], n_cols))
+        q = jnp.moveaxis(q, -1, axis)
+        return (q * sampling.scalar(self.scale, dtype)).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        n_cols = shape[self.column_axis % len(shape)]
+        n_rows = math.prod(shape) // n_cols
+        # Orthonormal rows or columns: the squared entries sum to min(n_rows, n_cols).
+        std = abs(self.scale) * math.sqrt(min(n_rows, n_cols) / (n_rows * n_cols))
+        return {"distribution": "orthogonal (Haar)", "mean": 0.0, "std": std,
+                "bounds": (-abs(self.scale), abs(self.scale)), "rows": n_rows, "cols": n_cols}
+
+
+def orthogonal(
+    scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike | None = None
+) -> Orthogonal:
+    """Builds an initializer of uniformly (Haar) distributed orthogonal matrices.
+
+    The kernel is viewed as an (rows, cols) matrix with ``cols = shape[column_axis]``;
+    the result has orthonormal columns if rows >= cols, orthonormal rows otherwise, times
+    ``scale``. QR of a Gaussian matrix with the signs of R's diagonal fixed (Mezzadri
+    2007) gives the Haar measure. Low-precision dtypes do the QR in float32 and cast.
+    Same signature and float32 values as ``jax.nn.initializers.orthogonal``, plus
+    ``out_sharding`` support.
+
+    Args:
+      scale: multiplier of the orthogonal matrix (a gain such as ``jaxinit.gain("relu")``).
+      column_axis: the axis holding the columns.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An :class:`Orthogonal` initializer.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxinit
+      >>> q = jaxinit.orthogonal()(jax.random.key(0), (256, 64))
+      >>> bool(jnp.allclose(q.T @ q, jnp.eye(64), atol=1e-5))
+      True
+
+    References:
+      Saxe et al. (2014), https://arxiv.org/abs/1312.6120;
+      Mezzadri (2007), https://arxiv.org/abs/math-ph/0609050.
+    """
+    return Orthogonal(scale, column_axis, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeltaOrthogonal(InitializerBase):
+    """A conv kernel that is zero except for an orthogonal centre tap."""
+
+    scale: float = 1.0
+    column_axis: int = -1
+    dtype: DTypeLike | None = None
+    name = "delta_orthogonal"
+    min_rank = 3
+    kinds = "fc"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "scale", check_scalar(self.name, "scale", self.scale))
+        object.__setattr__(self, "column_axis", operator.index(self.column_axis))
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        if len(shape) > 5:
+            raise ValueError(f"{self.name}: shape={shape} must have rank 3, 4 or 5")
+        if shape[-2] > shape[-1]:
+            raise ValueError(
+                f"{self.name}: shape={shape} has more input channels ({shape[-2]}) than "
+                f"output channels ({shape[-1]}); an orthogonal centre tap needs in <= out"
+            )
+        if any(k % 2 == 0 for k in shape[:-2]):
+            raise ValueError(
+                f"{self.name}: spatial sizes {shape[:-2]} must be odd so the kernel has a centre"
+            )
+        _axis(self.name, "column_axis", self.column_axis, 2)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        centre = tuple(k // 2 for k in shape[:-2])
+        tap = Orthogonal(self.scale, self.column_axis).generate(key, shape[-2:], dtype)
+        return jnp.zeros(shape, dtype).at[centre].set(tap)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        taps = math.prod(shape[:-2])
+        std = abs(self.scale) * math.sqrt(1 / (shape[-1] * taps))
+        return {"distribution": "delta orthogonal", "mean": 0.0, "std": std,
+                "bounds": (-abs(self.scale), abs(self.scale))}
+
+
+def delta_orthogonal(
+    scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike | None = None
+) -> DeltaOrthogonal:
+    """Builds a delta-orthogonal initializer for 1D, 2D and 3D convolution kernels.
+
+    The kernel (k..., in, out) is zero except its centre tap, an (in, out) orthogonal
+    matrix times ``scale`` (orthonormal rows, since in <= out). A convolution with it is
+    an isometry, so very deep CNNs keep their signal (dynamical isometry). Spatial sizes
+    must be odd (an even kernel has no centre; ``jax.nn.initializers`` silently uses
+    ``(k - 1) // 2``).
+
+    Args:
+      scale: multiplier of the centre tap.
+      column_axis: column axis of the (in, out) centre matrix.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`DeltaOrthogonal` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> w = jaxinit.delta_orthogonal()(jax.random.key(0), (3, 3, 16, 32))
+      >>> int((w != 0).any(axis=(2, 3)).sum())   # one non-zero tap
+      1
+
+    References:
+      Xiao et al. (2018), https://arxiv.org/abs/1806.05393.
+    """
+    return DeltaOrthogonal(scale, column_axis, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity(InitializerBase):
+    """gain * eye over the last two axes, broadcast over leading axes."""
+
+    gain: float = 1.0
+    dtype: DTypeLike | None = None
+    name = "identity"
+    min_rank = 2
+    kinds = "fc"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "gain", check_scalar(self.name, "gain", self.gain))
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        eye = jnp.eye(shape[-2], shape[-1], dtype=dtype) * np.asarray(self.gain, dtype)
+        return jnp.broadcast_to(eye, shape)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        density = min(shape[-2:]) / (shape[-2] * shape[-1])
+        return {"distribution": "identity", "mean": self.gain * density,
+                "std": abs(self.gain) * math.sqrt(density - density**2),
+                "bounds": (min(0.0, self.gain), max(0.0, self.gain))}
+
+
+def identity(gain: float = 1.0, dtype: DTypeLike | None = None) -> Identity:
+    """Builds an initializer returning ``gain * eye(in, out)`` (batched over leading axes).
+
+    A rectangular kernel gets the rectangular identity (ones on the main diagonal).
+    The key is ignored. Useful for residual-friendly recurrent kernels (Le et al. 2015)
+    and for starting a layer as a no-op.
+
+    Args:
+      gain: the diagonal value.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      An :class:`Identity` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> jaxinit.identity(2.0)(jax.random.key(0), (2, 3))
+      Array([[2., 0., 0.],
+             [0., 2., 0.]], dtype=float32)
+
+    References:
+      Le, Jaitly & Hinton (2015), https://arxiv.org/abs/1504.00941.
+    """
+    return Identity(gain, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dirac(InitializerBase):
+    """The convolution kernel that copies (the first) input channels to output channels."""
+
+    groups: int = 1
+    dtype: DTypeLike | None = None
+    name = "dirac"
+    min_rank = 3
+    kinds = "fc"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        groups = operator.index(self.groups)
+        if groups < 1:
+            raise ValueError(f"{self.name}: groups={groups} must be >= 1")
+        object.__setattr__(self, "groups", groups)
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        if shape[-1] % self.groups:
+            raise ValueError(
+                f"{self.name}: output channels {shape[-1]} of shape={shape} are not divisible "
+                f"by groups={self.groups}"
+            )
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        # Flax's SAME padding puts (k - 1) // 2 of the padding before the input, so the
+        # tap at (k - 1) // 2 is the identity for odd and even kernels alike.
+        centre = tuple((k - 1) // 2 for k in shape[:-2])
+        n_in, n_out = shape[-2:]
+        per_group = n_out // self.groups
+        tap = np.zeros((n_in, n_out), dtype)
+        for g in range(self.groups):
+            d = np.arange(min(per_group, n_in))
+            tap[d, g * per_group + d] = 1
+        return jnp.zeros(shape, dtype).at[centre].set(jnp.asarray(tap))
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        per_group = shape[-1] // self.groups
+        density = self.groups * min(per_group, shape[-2]) / math.prod(shape)
+        return {"distribution": "dirac", "mean": density,
+                "std": math.sqrt(density - density**2), "bounds": (0.0, 1.0)}
+
+
+def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Dirac:
+    """Builds an identity-convolution initializer for kernels (k..., in, out).
+
+    The centre tap maps input channel ``d`` to output channel ``g * out / groups + d``
+    for each group ``g`` (PyTorch's ``dirac_`` in Flax's layout); a convolution with
+    SAME padding then copies its input. The key is ignored.
+
+    Args:
+      groups: number of groups (for grouped convolutions ``in`` is per group).
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`Dirac` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> w = jaxinit.dirac()(jax.random.key(0), (3, 3, 4, 4))
+      >>> w[1, 1].tolist() == jax.numpy.eye(4).tolist()
+      True
+
+    References:
+      Zagoruyko & Komodakis (2017), DiracNets, https://arxiv.org/abs/1706.00388.
+    """
+    return Dirac(groups, dtype)

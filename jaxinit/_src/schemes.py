@@ -1,0 +1,614 @@
+"""Constant, uniform, normal, truncated normal, variance scaling and its presets, sparse."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike, DTypeLike
+
+from jaxinit._src import sampling
+from jaxinit._src.base import (
+    Axes,
+    InitializerBase,
+    Shape,
+    check_choice,
+    check_scalar,
+    normalize_axes,
+)
+from jaxinit._src.fans import compute_fans
+
+Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+Distribution = Literal["truncated_normal", "normal", "uniform"]
+MODES: tuple[str, ...] = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS: tuple[str, ...] = ("truncated_normal", "normal", "uniform")
+
+
+# --- Constants ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Constant(InitializerBase):
+    """Fills with a constant scalar; the key is ignored. Integer and bool dtypes allowed."""
+
+    value: complex | float | int = 0
+    dtype: DTypeLike | None = None
+    name = "constant"
+    kinds = "fciub"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        value = np.asarray(self.value)
+        if value.ndim != 0 or value.dtype.kind not in "biufc":
+            raise TypeError(f"{self.name}: value={self.value!r} must be a number")
+        if not np.isfinite(value):
+            raise ValueError(f"{self.name}: value={self.value!r} must be finite")
+        object.__setattr__(self, "value", value.item())
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        if dtype.kind != "c" and isinstance(self.value, complex):
+            raise TypeError(f"{self.name}: complex value {self.value!r} needs a complex dtype")
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = np.asarray(self.value).astype(dtype)
+        if cast.astype(np.complex128) != self.value:
+            exact = jax.dtypes.issubdtype(dtype, np.inexact)
+            if not exact or not np.isfinite(cast.astype(np.complex128)):
+                raise ValueError(
+                    f"{self.name}: value={self.value!r} is not representable in dtype {dtype}"
+                )
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        return jnp.full(shape, np.asarray(self.value).astype(dtype), dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        return {"distribution": "constant", "mean": self.value, "std": 0.0,
+                "bounds": (self.value, self.value)}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Zeros(Constant):
+    """An initializer that returns an array of zeros; the key is ignored.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> jaxinit.zeros(jax.random.key(0), (2, 3))
+      Array([[0., 0., 0.],
+             [0., 0., 0.]], dtype=float32)
+    """
+
+    name = "zeros"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ones(Constant):
+    """An initializer that returns an array of ones; the key is ignored.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxinit
+      >>> jaxinit.ones(jax.random.key(0), (3,), jnp.bfloat16)
+      Array([1, 1, 1], dtype=bfloat16)
+    """
+
+    value: complex | float | int = 1
+    name = "ones"
+
+
+zeros = _Zeros()
+ones = _Ones()
+
+
+def constant(value: ArrayLike, dtype: DTypeLike | None = None) -> Constant:
+    """Builds an initializer that fills arrays with a constant scalar ``value``.
+
+    The key is ignored. Besides float and complex dtypes, integer and bool dtypes are
+    accepted (a constant has no distribution to get wrong); a value that overflows the
+    requested dtype is an error, never a silent ``inf``.
+
+    Args:
+      value: a finite real or complex scalar.
+      dtype: the initializer's default dtype (None: JAX's default float at call time).
+
+    Returns:
+      A :class:`Constant` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> init = jaxinit.constant(-7.0)
+      >>> init
+      Constant(value=-7.0, dtype=None)
+      >>> init(jax.random.key(0), (2, 2))
+      Array([[-7., -7.],
+             [-7., -7.]], dtype=float32)
+    """
+    return Constant(value, dtype)  # type: ignore[arg-type]
+
+
+# --- Simple random schemes -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Uniform(InitializerBase):
+    """U[0, scale), as ``jax.nn.initializers.uniform``."""
+
+    scale: float = 1e-2
+    dtype: DTypeLike | None = None
+    name = "uniform"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "scale", check_scalar(self.name, "scale", self.scale,
+                                                       nonnegative=True))
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        u = sampling.uniform(key, shape, dtype)
+        return (u * sampling.scalar(self.scale, dtype)).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        return {"distribution": "uniform", "mean": self.scale / 2,
+                "std": self.scale / math.sqrt(12), "bounds": (0.0, self.scale)}
+
+
+def uniform(scale: float = 1e-2, dtype: DTypeLike | None = None) -> Uniform:
+    """Builds an initializer drawing from the uniform distribution U[0, scale).
+
+    Var = scale^2 / 12. Same signature and float32 values as
+    ``jax.nn.initializers.uniform``; see :func:`uniform_range` for an explicit range.
+
+    Args:
+      scale: the upper bound (>= 0).
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`Uniform` initializer.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxinit
+      >>> w = jaxinit.uniform(0.5)(jax.random.key(0), (4, 4), jnp.bfloat16)
+      >>> w.shape, w.dtype
+      ((4, 4), dtype(bfloat16))
+    """
+    return Uniform(scale, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class UniformRange(InitializerBase):
+    """U[low, high)."""
+
+    low: float = -1.0
+    high: float = 1.0
+    dtype: DTypeLike | None = None
+    name = "uniform_range"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        low = check_scalar(self.name, "low", self.low)
+        high = check_scalar(self.name, "high", self.high)
+        if not low < high:
+            raise ValueError(f"{self.name}: low={low!r} must be < high={high!r}")
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        return sampling.uniform(key, shape, dtype, self.low, self.high).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        return {"distribution": "uniform", "mean": (self.low + self.high) / 2,
+                "std": (self.high - self.low) / math.sqrt(12), "bounds": (self.low, self.high)}
+
+
+def uniform_range(low: float, high: float, dtype: DTypeLike | None = None) -> UniformRange:
+    """Builds an initializer drawing from the uniform distribution U[low, high).
+
+    Mean (low + high) / 2, Var = (high - low)^2 / 12: the seed's "uniform initialization"
+    with its range written out, e.g. ``uniform_range(-1 / sqrt(n), 1 / sqrt(n))``.
+
+    Args:
+      low: inclusive lower bound (finite).
+      high: exclusive upper bound (finite, > low).
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`UniformRange` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> w = jaxinit.uniform_range(-0.1, 0.1)(jax.random.key(0), (256, 256))
+      >>> bool(w.min() >= -0.1), bool(w.max() < 0.1)
+      (True, True)
+    """
+    return UniformRange(low, high, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Normal(InitializerBase):
+    """N(0, stddev^2), as ``jax.nn.initializers.normal``."""
+
+    stddev: float = 1e-2
+    dtype: DTypeLike | None = None
+    name = "normal"
+    kinds = "fc"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "stddev", check_scalar(self.name, "stddev", self.stddev,
+                                                        nonnegative=True))
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        z = sampling.normal(key, shape, dtype)
+        return (z * sampling.scalar(self.stddev, dtype)).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        return {"distribution": "normal", "mean": 0.0, "std": self.stddev, "bounds": None}
+
+
+def normal(stddev: float = 1e-2, dtype: DTypeLike | None = None) -> Normal:
+    """Builds an initializer drawing from the normal distribution N(0, stddev^2).
+
+    Sampled in float32 (float64 for float64) and cast, so a bfloat16 draw has an unbiased
+    mean and full tails, unlike ``jax.random.normal(..., jnp.bfloat16)``. Complex dtypes
+    draw a circular complex normal with E|w|^2 = stddev^2.
+
+    Args:
+      stddev: the standard deviation (>= 0).
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`Normal` initializer.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxinit
+      >>> w = jaxinit.normal(1.0)(jax.random.key(0), (1024, 1024), jnp.bfloat16)
+      >>> bool(jnp.abs(w).max() > 4.5)   # bfloat16 from jax.random stops near 3 sigma
+      True
+    """
+    return Normal(stddev, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class TruncatedNormal(InitializerBase):
+    """stddev * N(0, 1) truncated to (lower, upper), as jax.nn.initializers'."""
+
+    stddev: float = 1e-2
+    dtype: DTypeLike | None = None
+    lower: float = -2.0
+    upper: float = 2.0
+    name = "truncated_normal"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "stddev", check_scalar(self.name, "stddev", self.stddev,
+                                                        nonnegative=True))
+        lower = check_scalar(self.name, "lower", self.lower)
+        upper = check_scalar(self.name, "upper", self.upper)
+        if not lower < upper:
+            raise ValueError(f"{self.name}: lower={lower!r} must be < upper={upper!r}")
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        z = sampling.truncated_normal(key, shape, dtype, self.lower, self.upper)
+        return (z * sampling.scalar(self.stddev, dtype)).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        mean, std = sampling.truncnorm_moments(self.lower, self.upper)
+        return {"distribution": "truncated_normal", "mean": mean * self.stddev,
+                "std": std * self.stddev,
+                "bounds": (self.lower * self.stddev, self.upper * self.stddev)}
+
+
+def truncated_normal(
+    stddev: float = 1e-2,
+    dtype: DTypeLike | None = None,
+    lower: float = -2.0,
+    upper: float = 2.0,
+) -> TruncatedNormal:
+    """Builds an initializer drawing ``stddev * z`` with z ~ N(0, 1) truncated to (lower, upper).
+
+    ``stddev`` is the std of the *untruncated* distribution, as in
+    ``jax.nn.initializers.truncated_normal``; the result's std is
+    ``stddev * std(z)`` (0.8796 * stddev for the default bounds). For a truncated normal
+    with an exact target variance use :func:`variance_scaling`.
+
+    Args:
+      stddev: std of the untruncated normal (>= 0).
+      dtype: the initializer's default dtype.
+      lower: lower truncation bound, in units of stddev.
+      upper: upper truncation bound, in units of stddev (> lower).
+
+    Returns:
+      A :class:`TruncatedNormal` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> w = jaxinit.truncated_normal(0.02)(jax.random.key(0), (512, 512))
+      >>> bool(abs(w).max() < 0.04)
+      True
+    """
+    return TruncatedNormal(stddev, dtype, lower, upper)
+
+
+# --- Variance scaling --------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class VarianceScaling(InitializerBase):
+    """Var = scale / n, n a function of the fans (see :func:`variance_scaling`)."""
+
+    scale: float
+    mode: Mode
+    distribution: Distribution
+    in_axis: Axes = -2
+    out_axis: Axes = -1
+    batch_axis: Axes = ()
+    dtype: DTypeLike | None = None
+    name = "variance_scaling"
+    kinds = "fc"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "scale", check_scalar(self.name, "scale", self.scale,
+                                                       nonnegative=True))
+        check_choice(self.name, "mode", self.mode, MODES)
+        check_choice(self.name, "distribution", self.distribution, DISTRIBUTIONS)
+        for arg in ("in_axis", "out_axis", "batch_axis"):
+            object.__setattr__(self, arg, normalize_axes(self.name, arg, getattr(self, arg)))
+
+    def fans(self, shape: Shape) -> tuple[int, int]:
+        return compute_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
+
+    def variance(self, shape: Shape) -> float:
+        fan_in, fan_out = self.fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
+             "fan_geo_avg": (fan_in * fan_out) ** 0.5}[self.mode]
+        return self.scale / n
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        self.fans(shape)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        # The scale is rounded exactly as jax.nn.initializers does in the sampling dtype
+        # (variance first, then its square root), so float32 results match bit for bit.
+        f = sampling.real_dtype(dtype).type
+        variance = f(self.variance(shape))
+        complex_ = sampling.is_complex(dtype)
+        if self.distribution == "truncated_normal":
+            if complex_:
+                z = sampling.complex_truncated_normal(key, shape, dtype, 2.0)
+                std = np.sqrt(variance) / f(sampling.COMPLEX_TRUNCATED_STD_2)
+            else:
+                z = sampling.truncated_normal(key, shape, dtype, -2.0, 2.0)
+                std = np.sqrt(variance) / f(sampling.TRUNCATED_STD_2)
+        elif self.distribution == "normal":
+            z, std = sampling.normal(key, shape, dtype), np.sqrt(variance)
+        elif complex_:
+            z, std = sampling.complex_uniform(key, shape, dtype), np.sqrt(variance)
+        else:
+            z = sampling.uniform(key, shape, dtype, -1.0, 1.0)
+            std = np.sqrt(f(3) * variance)
+        return (z * std).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        fan_in, fan_out = self.fans(shape)
+        std = math.sqrt(self.variance(shape))
+        bounds: tuple[float, float] | None = None
+        if self.distribution == "truncated_normal" and dtype.kind != "c":
+            limit = 2 * std / sampling.TRUNCATED_STD_2
+            bounds = (-limit, limit)
+        elif self.distribution == "uniform" and dtype.kind != "c":
+            bounds = (-math.sqrt(3) * std, math.sqrt(3) * std)
+        return {"distribution": self.distribution, "mean": 0.0, "std": std,
+                "bounds": bounds, "fan_in": fan_in, "fan_out": fan_out}
+
+
+def variance_scaling(
+    scale: float,
+    mode: Mode,
+    distribution: Distribution,
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> VarianceScaling:
+    r"""Builds an initializer whose variance adapts to the kernel's fans.
+
+    .. math:: \mathrm{Var}[w] = \frac{\text{scale}}{n}, \quad
+       n = \text{fan\_in},\ \text{fan\_out},\ \tfrac{\text{fan\_in} + \text{fan\_out}}{2}
+       \text{ or } \sqrt{\text{fan\_in}\cdot\text{fan\_out}}
+
+    for ``mode`` ``"fan_in"``, ``"fan_out"``, ``"fan_avg"``, ``"fan_geo_avg"``. Fans come
+    from :func:`compute_fans`: axes in none of ``in_axis``, ``out_axis``, ``batch_axis``
+    form the receptive field. ``distribution`` is
+
+    * ``"truncated_normal"``: N(0, 1) truncated to (-2, 2), divided by its std 0.8796 so
+      the variance is exact (complex: the modulus is truncated at 2);
+    * ``"normal"``: N(0, 1);
+    * ``"uniform"``: U(-sqrt(3), sqrt(3)) (complex: uniform on a disk).
+
+    Same signature and float32 values as ``jax.nn.initializers.variance_scaling``.
+
+    Args:
+      scale: variance multiplier (>= 0), e.g. 2.0 for ReLU, or ``jaxinit.gain(f) ** 2``.
+      mode: which fan sets the variance.
+      distribution: the shape of the distribution.
+      in_axis: axis or axes of the inputs.
+      out_axis: axis or axes of the outputs.
+      batch_axis: axes of independent kernels (stacked layers), ignored by the fans.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`VarianceScaling` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> init = jaxinit.variance_scaling(2.0, "fan_in", "normal", batch_axis=0)
+      >>> w = init(jax.random.key(0), (8, 256, 128))   # 8 stacked 256 -> 128 layers
+      >>> round(float(w.std()) * 256 ** 0.5, 1)        # sqrt(2 / fan_in) with fan_in = 256
+      1.4
+
+    References:
+      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html;
+      He et al. (2015), https://arxiv.org/abs/1502.01852.
+    """
+    return VarianceScaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
+
+
+def _preset(
+    scale: float, mode: Mode, distribution: Distribution, name: str, doc: str
+) -> Any:
+    def factory(
+        in_axis: Axes = -2,
+        out_axis: Axes = -1,
+        batch_axis: Axes = (),
+        dtype: DTypeLike | None = None,
+    ) -> VarianceScaling:
+        return VarianceScaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return factory
+
+
+_PRESET_ARGS = """
+    Args:
+      in_axis: axis or axes of the inputs.
+      out_axis: axis or axes of the outputs.
+      batch_axis: axes of independent kernels (stacked layers).
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`VarianceScaling` initializer.
+"""
+
+
+def _preset_doc(title: str, formula: str, args: str, example: str, ref: str) -> str:
+    return (
+        f"{title}\n\n    A specialization of :func:`variance_scaling` with {args}:\n"
+        f"    {formula}.\n{_PRESET_ARGS}\n    Example:\n{example}\n    References:\n      {ref}\n"
+    )
+
+
+_GLOROT = "Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html"
+_HE = "He et al. (2015), https://arxiv.org/abs/1502.01852"
+_LECUN = "LeCun et al. (1998), Efficient BackProp; Klambauer et al. (2017), https://arxiv.org/abs/1706.02515"
+
+glorot_uniform = _preset(1.0, "fan_avg", "uniform", "glorot_uniform", _preset_doc(
+    "Builds a Glorot (Xavier) uniform initializer.",
+    "w ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out))",
+    'scale=1, mode="fan_avg", distribution="uniform"',
+    "      >>> import jax, jaxinit\n"
+    "      >>> jaxinit.glorot_uniform()(jax.random.key(0), (3, 3, 16, 32)).shape\n"
+    "      (3, 3, 16, 32)", _GLOROT))
+glorot_normal = _preset(1.0, "fan_avg", "truncated_normal", "glorot_normal", _preset_doc(
+    "Builds a Glorot (Xavier) normal initializer.",
+    "Var = 2 / (fan_in + fan_out), truncated at 2 sigma (variance corrected)",
+    'scale=1, mode="fan_avg", distribution="truncated_normal"',
+    "      >>> import jax, jaxinit\n"
+    "      >>> jaxinit.glorot_normal()(jax.random.key(0), (64, 32)).shape\n"
+    "      (64, 32)", _GLOROT))
+he_uniform = _preset(2.0, "fan_in", "uniform", "he_uniform", _preset_doc(
+    "Builds a He (Kaiming) uniform initializer.",
+    "w ~ U(-a, a), a = sqrt(6 / fan_in)",
+    'scale=2, mode="fan_in", distribution="uniform"',
+    "      >>> import jax, jaxinit\n"
+    "      >>> jaxinit.he_uniform()(jax.random.key(0), (64, 32)).dtype\n"
+    "      dtype('float32')", _HE))
+he_normal = _preset(2.0, "fan_in", "truncated_normal", "he_normal", _preset_doc(
+    "Builds a He (Kaiming) normal initializer.",
+    "Var = 2 / fan_in, truncated at 2 sigma (variance corrected)",
+    'scale=2, mode="fan_in", distribution="truncated_normal"',
+    "      >>> import jax, jax.numpy as jnp, jaxinit\n"
+    "      >>> jaxinit.he_normal()(jax.random.key(0), (64, 32), jnp.bfloat16).dtype\n"
+    "      dtype(bfloat16)", _HE))
+lecun_uniform = _preset(1.0, "fan_in", "uniform", "lecun_uniform", _preset_doc(
+    "Builds a LeCun uniform initializer.",
+    "w ~ U(-a, a), a = sqrt(3 / fan_in)",
+    'scale=1, mode="fan_in", distribution="uniform"',
+    "      >>> import jax, jaxinit\n"
+    "      >>> jaxinit.lecun_uniform()(jax.random.key(0), (64, 32)).shape\n"
+    "      (64, 32)", _LECUN))
+lecun_normal = _preset(1.0, "fan_in", "truncated_normal", "lecun_normal", _preset_doc(
+    "Builds a LeCun normal initializer.",
+    "Var = 1 / fan_in, truncated at 2 sigma (variance corrected)",
+    'scale=1, mode="fan_in", distribution="truncated_normal"',
+    "      >>> import jax, jaxinit\n"
+    "      >>> jaxinit.lecun_normal()(jax.random.key(0), (64, 32)).shape\n"
+    "      (64, 32)", _LECUN))
+xavier_uniform = glorot_uniform
+xavier_normal = glorot_normal
+kaiming_uniform = he_uniform
+kaiming_normal = he_normal
+
+
+# --- Sparse ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Sparse(InitializerBase):
+    """Each output unit keeps a fixed number of N(0, stddev^2) inputs; the rest are zero."""
+
+    sparsity: float = 0.9
+    stddev: float = 1e-2
+    dtype: DTypeLike | None = None
+    name = "sparse"
+    min_rank = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        sparsity = check_scalar(self.name, "sparsity", self.sparsity)
+        if not 0 <= sparsity < 1:
+            raise ValueError(f"{self.name}: sparsity={self.sparsity!r} must be in [0, 1)")
+        object.__setattr__(self, "sparsity", sparsity)
+        object.__setattr__(self, "stddev", check_scalar(self.name, "stddev", self.stddev,
+                                                        nonnegative=True))
+
+    def zeros_per_column(self, shape: Shape) -> int:
+        return math.ceil(self.sparsity * math.prod(shape[:-1]))
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        key_values, key_mask = jax.random.split(key)
+        rows = math.prod(shape[:-1])
+        values = sampling.normal(key_values, shape, dtype) * sampling.scalar(self.stddev, dtype)
+        # A uniformly random subset of `k` rows per column: the rows whose random
+        # priority ranks below k.
+        priority = jax.random.uniform(key_mask, (rows, shape[-1]))
+        rank = jnp.argsort(jnp.argsort(priority, axis=0), axis=0)
+        keep = (rank >= self.zeros_per_column(shape)).reshape(shape)
+        return jnp.where(keep, values, jnp.zeros((), values.dtype)).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        rows = math.prod(shape[:-1])
+        density = 1 - self.zeros_per_column(shape) / rows
+        return {"distribution": "sparse normal", "mean": 0.0,
+                "std": self.stddev * math.sqrt(density), "bounds": None, "density": density}
+
+
+def sparse(sparsity: float, stddev: float = 1e-2, dtype: DTypeLike | None = None) -> Sparse:
+    """Builds a sparse initializer: each output unit has a fixed number of non-zero inputs.
+
+    For a kernel (..., in, out) viewed as a (rows, out) matrix, each column (output unit)
+    gets exactly ``ceil(sparsity * rows)`` zeros at uniformly random rows; the other
+    weights are N(0, stddev^2). Var = (1 - zeros / rows) * stddev^2. This is Martens'
+    scheme (fixed fan-in per unit); ``jaxinit.torch.sparse`` has PyTorch's transposed one.
+
+    Args:
+      sparsity: the fraction of zeros per column, in [0, 1).
+      stddev: std of the non-zero weights.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`Sparse` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> w = jaxinit.sparse(0.75, stddev=0.1)(jax.random.key(0), (8, 4))
+      >>> (w == 0).sum(axis=0).tolist()   # ceil(0.75 * 8) zeros in every column
+      [6, 6, 6, 6]
+
+    References:
+      Martens (2010), Deep learning via Hessian-free optimization, ICML.
+    """
+    return Sparse(sparsity, stddev, dtype)
