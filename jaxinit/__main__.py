@@ -46,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     bound = args.width**-0.5
     schemes = dict(SCHEMES, **{"uniform U(+-1/sqrt(n))": jaxinit.uniform_range(-bound, bound)})
     marks = sorted({1, args.depth // 2, args.depth})
-    print(f"activation std after layer l: {args.depth}-layer {args.activation} MLP, "
-          f"width {args.width}")
+    print(
+        f"activation std after layer l: {args.depth}-layer {args.activation} MLP, "
+        f"width {args.width}"
+    )
     print(f"{'scheme':<26}" + "".join(f"{'l=' + str(m):>12}" for m in marks))
     for name, init in schemes.items():
-        stds = depth_profile(init, activation, args.depth, args.width, args.batch,
-                             jax.random.key(0))
+        stds = depth_profile(
+            init, activation, args.depth, args.width, args.batch, jax.random.key(0)
+        )
         print(f"{name:<26}" + "".join(f"{stds[m - 1]:>12.3e}" for m in marks))
     return 0
 

@@ -125,7 +125,7 @@ def gain(
       >>> round(jaxinit.gain("relu"), 6)
       1.414214
       >>> round(jaxinit.gain("leaky_relu", negative_slope=0.2), 6)   # sqrt(2 / 1.04)
-      1.386750
+      1.38675
       >>> round(jaxinit.gain("tanh"), 4), round(jaxinit.gain("tanh", mode="backward"), 4)
       (1.5925, 1.4674)
 

@@ -50,15 +50,21 @@ class Orthogonal(InitializerBase):
         q = jax.random.orthogonal(key, n_rows, (), sampling.sample_dtype(dtype), n_cols)
         q = q.reshape((*shape[:axis], *shape[axis + 1 :], n_cols))
         q = jnp.moveaxis(q, -1, axis)
-        return (q * sampling.scalar(self.scale, dtype)).astype(dtype)
+        return sampling.times(q, self.scale).astype(dtype)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         n_cols = shape[self.column_axis % len(shape)]
         n_rows = math.prod(shape) // n_cols
         # Orthonormal rows or columns: the squared entries sum to min(n_rows, n_cols).
         std = abs(self.scale) * math.sqrt(min(n_rows, n_cols) / (n_rows * n_cols))
-        return {"distribution": "orthogonal (Haar)", "mean": 0.0, "std": std,
-                "bounds": (-abs(self.scale), abs(self.scale)), "rows": n_rows, "cols": n_cols}
+        return {
+            "distribution": "orthogonal (Haar)",
+            "mean": 0.0,
+            "std": std,
+            "bounds": (-abs(self.scale), abs(self.scale)),
+            "rows": n_rows,
+            "cols": n_cols,
+        }
 
 
 def orthogonal(
@@ -132,8 +138,12 @@ class DeltaOrthogonal(InitializerBase):
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         taps = math.prod(shape[:-2])
         std = abs(self.scale) * math.sqrt(1 / (shape[-1] * taps))
-        return {"distribution": "delta orthogonal", "mean": 0.0, "std": std,
-                "bounds": (-abs(self.scale), abs(self.scale))}
+        return {
+            "distribution": "delta orthogonal",
+            "mean": 0.0,
+            "std": std,
+            "bounds": (-abs(self.scale), abs(self.scale)),
+        }
 
 
 def delta_orthogonal(
@@ -187,9 +197,12 @@ class Identity(InitializerBase):
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         density = min(shape[-2:]) / (shape[-2] * shape[-1])
-        return {"distribution": "identity", "mean": self.gain * density,
-                "std": abs(self.gain) * math.sqrt(density - density**2),
-                "bounds": (min(0.0, self.gain), max(0.0, self.gain))}
+        return {
+            "distribution": "identity",
+            "mean": self.gain * density,
+            "std": abs(self.gain) * math.sqrt(density - density**2),
+            "bounds": (min(0.0, self.gain), max(0.0, self.gain)),
+        }
 
 
 def identity(gain: float = 1.0, dtype: DTypeLike | None = None) -> Identity:
@@ -257,8 +270,12 @@ class Dirac(InitializerBase):
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         per_group = shape[-1] // self.groups
         density = self.groups * min(per_group, shape[-2]) / math.prod(shape)
-        return {"distribution": "dirac", "mean": density,
-                "std": math.sqrt(density - density**2), "bounds": (0.0, 1.0)}
+        return {
+            "distribution": "dirac",
+            "mean": density,
+            "std": math.sqrt(density - density**2),
+            "bounds": (0.0, 1.0),
+        }
 
 
 def dirac(groups: int = 1, dtype: DTypeLike | None = None) -> Dirac:

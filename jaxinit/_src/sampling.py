@@ -27,18 +27,21 @@ def real_dtype(dtype: np.dtype) -> np.dtype:
 def sample_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype samples are drawn in: complex stays complex, at the matching precision."""
     real = real_dtype(dtype)
-    return np.dtype(np.complex128 if real == np.float64 else np.complex64) if is_complex(
-        dtype
-    ) else real
+    return (
+        np.dtype(np.complex128 if real == np.float64 else np.complex64)
+        if is_complex(dtype)
+        else real
+    )
 
 
 def is_complex(dtype: np.dtype) -> bool:
     return dtype.kind == "c"
 
 
-def scalar(value: float, dtype: np.dtype) -> np.generic:
-    """`value` as a NumPy scalar of `dtype`'s real precision (no weak-type promotion)."""
-    return real_dtype(dtype).type(value)
+def times(z: jax.Array, factor: float | np.generic) -> jax.Array:
+    """`z * factor`, the factor first rounded to z's real precision (as jax does), and
+    expressed in z's own dtype so that strict dtype promotion holds for complex `z` too."""
+    return z * np.asarray(real_dtype(np.dtype(z.dtype)).type(factor), z.dtype)
 
 
 def normal(key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
@@ -63,8 +66,8 @@ def complex_uniform(key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
     """Uniform on the disk of radius sqrt(2): E|z|^2 = 1 (jax.nn.initializers' scheme)."""
     key_r, key_theta = jax.random.split(key)
     real = real_dtype(dtype)
-    r = jnp.sqrt(scalar(2.0, dtype) * jax.random.uniform(key_r, shape, real))
-    theta = scalar(2 * np.pi, dtype) * jax.random.uniform(key_theta, shape, real)
+    r = jnp.sqrt(times(jax.random.uniform(key_r, shape, real), 2.0))
+    theta = times(jax.random.uniform(key_theta, shape, real), 2 * np.pi)
     return jax.lax.complex(r * jnp.cos(theta), r * jnp.sin(theta))
 
 
@@ -77,9 +80,9 @@ def complex_truncated_normal(
     """
     key_r, key_theta = jax.random.split(key)
     real = real_dtype(dtype)
-    t = scalar(-math.expm1(-(upper**2)), dtype) * jax.random.uniform(key_r, shape, real)
+    t = times(jax.random.uniform(key_r, shape, real), -math.expm1(-(upper**2)))
     r = jnp.sqrt(-jnp.log1p(-t))
-    theta = scalar(2 * np.pi, dtype) * jax.random.uniform(key_theta, shape, real)
+    theta = times(jax.random.uniform(key_theta, shape, real), 2 * np.pi)
     return jax.lax.complex(r * jnp.cos(theta), r * jnp.sin(theta))
 
 

@@ -65,8 +65,12 @@ class Constant(InitializerBase):
         return jnp.full(shape, np.asarray(self.value).astype(dtype), dtype)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        return {"distribution": "constant", "mean": self.value, "std": 0.0,
-                "bounds": (self.value, self.value)}
+        return {
+            "distribution": "constant",
+            "mean": self.value,
+            "std": 0.0,
+            "bounds": (self.value, self.value),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,16 +144,21 @@ class Uniform(InitializerBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "scale", check_scalar(self.name, "scale", self.scale,
-                                                       nonnegative=True))
+        object.__setattr__(
+            self, "scale", check_scalar(self.name, "scale", self.scale, nonnegative=True)
+        )
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         u = sampling.uniform(key, shape, dtype)
-        return (u * sampling.scalar(self.scale, dtype)).astype(dtype)
+        return sampling.times(u, self.scale).astype(dtype)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        return {"distribution": "uniform", "mean": self.scale / 2,
-                "std": self.scale / math.sqrt(12), "bounds": (0.0, self.scale)}
+        return {
+            "distribution": "uniform",
+            "mean": self.scale / 2,
+            "std": self.scale / math.sqrt(12),
+            "bounds": (0.0, self.scale),
+        }
 
 
 def uniform(scale: float = 1e-2, dtype: DTypeLike | None = None) -> Uniform:
@@ -196,8 +205,12 @@ class UniformRange(InitializerBase):
         return sampling.uniform(key, shape, dtype, self.low, self.high).astype(dtype)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        return {"distribution": "uniform", "mean": (self.low + self.high) / 2,
-                "std": (self.high - self.low) / math.sqrt(12), "bounds": (self.low, self.high)}
+        return {
+            "distribution": "uniform",
+            "mean": (self.low + self.high) / 2,
+            "std": (self.high - self.low) / math.sqrt(12),
+            "bounds": (self.low, self.high),
+        }
 
 
 def uniform_range(low: float, high: float, dtype: DTypeLike | None = None) -> UniformRange:
@@ -234,12 +247,13 @@ class Normal(InitializerBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "stddev", check_scalar(self.name, "stddev", self.stddev,
-                                                        nonnegative=True))
+        object.__setattr__(
+            self, "stddev", check_scalar(self.name, "stddev", self.stddev, nonnegative=True)
+        )
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         z = sampling.normal(key, shape, dtype)
-        return (z * sampling.scalar(self.stddev, dtype)).astype(dtype)
+        return sampling.times(z, self.stddev).astype(dtype)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         return {"distribution": "normal", "mean": 0.0, "std": self.stddev, "bounds": None}
@@ -280,8 +294,9 @@ class TruncatedNormal(InitializerBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "stddev", check_scalar(self.name, "stddev", self.stddev,
-                                                        nonnegative=True))
+        object.__setattr__(
+            self, "stddev", check_scalar(self.name, "stddev", self.stddev, nonnegative=True)
+        )
         lower = check_scalar(self.name, "lower", self.lower)
         upper = check_scalar(self.name, "upper", self.upper)
         if not lower < upper:
@@ -291,13 +306,16 @@ class TruncatedNormal(InitializerBase):
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         z = sampling.truncated_normal(key, shape, dtype, self.lower, self.upper)
-        return (z * sampling.scalar(self.stddev, dtype)).astype(dtype)
+        return sampling.times(z, self.stddev).astype(dtype)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         mean, std = sampling.truncnorm_moments(self.lower, self.upper)
-        return {"distribution": "truncated_normal", "mean": mean * self.stddev,
-                "std": std * self.stddev,
-                "bounds": (self.lower * self.stddev, self.upper * self.stddev)}
+        return {
+            "distribution": "truncated_normal",
+            "mean": mean * self.stddev,
+            "std": std * self.stddev,
+            "bounds": (self.lower * self.stddev, self.upper * self.stddev),
+        }
 
 
 def truncated_normal(
@@ -350,8 +368,9 @@ class VarianceScaling(InitializerBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "scale", check_scalar(self.name, "scale", self.scale,
-                                                       nonnegative=True))
+        object.__setattr__(
+            self, "scale", check_scalar(self.name, "scale", self.scale, nonnegative=True)
+        )
         check_choice(self.name, "mode", self.mode, MODES)
         check_choice(self.name, "distribution", self.distribution, DISTRIBUTIONS)
         for arg in ("in_axis", "out_axis", "batch_axis"):
@@ -362,8 +381,12 @@ class VarianceScaling(InitializerBase):
 
     def variance(self, shape: Shape) -> float:
         fan_in, fan_out = self.fans(shape)
-        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
-             "fan_geo_avg": (fan_in * fan_out) ** 0.5}[self.mode]
+        n = {
+            "fan_in": fan_in,
+            "fan_out": fan_out,
+            "fan_avg": (fan_in + fan_out) / 2,
+            "fan_geo_avg": (fan_in * fan_out) ** 0.5,
+        }[self.mode]
         return self.scale / n
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
@@ -389,7 +412,7 @@ class VarianceScaling(InitializerBase):
         else:
             z = sampling.uniform(key, shape, dtype, -1.0, 1.0)
             std = np.sqrt(f(3) * variance)
-        return (z * std).astype(dtype)
+        return sampling.times(z, std).astype(dtype)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         fan_in, fan_out = self.fans(shape)
@@ -400,8 +423,14 @@ class VarianceScaling(InitializerBase):
             bounds = (-limit, limit)
         elif self.distribution == "uniform" and dtype.kind != "c":
             bounds = (-math.sqrt(3) * std, math.sqrt(3) * std)
-        return {"distribution": self.distribution, "mean": 0.0, "std": std,
-                "bounds": bounds, "fan_in": fan_in, "fan_out": fan_out}
+        return {
+            "distribution": self.distribution,
+            "mean": 0.0,
+            "std": std,
+            "bounds": bounds,
+            "fan_in": fan_in,
+            "fan_out": fan_out,
+        }
 
 
 def variance_scaling(
@@ -456,87 +485,194 @@ def variance_scaling(
     return VarianceScaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
 
 
-def _preset(
-    scale: float, mode: Mode, distribution: Distribution, name: str, doc: str
-) -> Any:
-    def factory(
-        in_axis: Axes = -2,
-        out_axis: Axes = -1,
-        batch_axis: Axes = (),
-        dtype: DTypeLike | None = None,
-    ) -> VarianceScaling:
-        return VarianceScaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
+def glorot_uniform(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> VarianceScaling:
+    """Builds a Glorot (Xavier) uniform initializer.
 
-    factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = doc
-    return factory
+    ``variance_scaling(1.0, "fan_avg", "uniform", ...)``:
+    w ~ U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), i.e. Var = 2 / (fan_in + fan_out).
 
-
-_PRESET_ARGS = """
     Args:
       in_axis: axis or axes of the inputs.
       out_axis: axis or axes of the outputs.
-      batch_axis: axes of independent kernels (stacked layers).
+      batch_axis: axes of independent kernels (stacked layers), ignored by the fans.
       dtype: the initializer's default dtype.
 
     Returns:
       A :class:`VarianceScaling` initializer.
-"""
+
+    Example:
+      >>> import jax, jaxinit
+      >>> jaxinit.glorot_uniform()(jax.random.key(0), (3, 3, 16, 32)).shape
+      (3, 3, 16, 32)
+
+    References:
+      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html
+    """
+    return VarianceScaling(1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
-def _preset_doc(title: str, formula: str, args: str, example: str, ref: str) -> str:
-    return (
-        f"{title}\n\n    A specialization of :func:`variance_scaling` with {args}:\n"
-        f"    {formula}.\n{_PRESET_ARGS}\n    Example:\n{example}\n    References:\n      {ref}\n"
-    )
+def glorot_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> VarianceScaling:
+    """Builds a Glorot (Xavier) normal initializer.
+
+    ``variance_scaling(1.0, "fan_avg", "truncated_normal", ...)``:
+    Var = 2 / (fan_in + fan_out), a normal truncated at 2 sigma and rescaled to that variance.
+
+    Args:
+      in_axis: axis or axes of the inputs.
+      out_axis: axis or axes of the outputs.
+      batch_axis: axes of independent kernels (stacked layers), ignored by the fans.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`VarianceScaling` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> jaxinit.glorot_normal()(jax.random.key(0), (64, 32)).shape
+      (64, 32)
+
+    References:
+      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html
+    """
+    return VarianceScaling(1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis, dtype)
 
 
-_GLOROT = "Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html"
-_HE = "He et al. (2015), https://arxiv.org/abs/1502.01852"
-_LECUN = "LeCun et al. (1998), Efficient BackProp; Klambauer et al. (2017), https://arxiv.org/abs/1706.02515"
+def he_uniform(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> VarianceScaling:
+    """Builds a He (Kaiming) uniform initializer.
 
-glorot_uniform = _preset(1.0, "fan_avg", "uniform", "glorot_uniform", _preset_doc(
-    "Builds a Glorot (Xavier) uniform initializer.",
-    "w ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out))",
-    'scale=1, mode="fan_avg", distribution="uniform"',
-    "      >>> import jax, jaxinit\n"
-    "      >>> jaxinit.glorot_uniform()(jax.random.key(0), (3, 3, 16, 32)).shape\n"
-    "      (3, 3, 16, 32)", _GLOROT))
-glorot_normal = _preset(1.0, "fan_avg", "truncated_normal", "glorot_normal", _preset_doc(
-    "Builds a Glorot (Xavier) normal initializer.",
-    "Var = 2 / (fan_in + fan_out), truncated at 2 sigma (variance corrected)",
-    'scale=1, mode="fan_avg", distribution="truncated_normal"',
-    "      >>> import jax, jaxinit\n"
-    "      >>> jaxinit.glorot_normal()(jax.random.key(0), (64, 32)).shape\n"
-    "      (64, 32)", _GLOROT))
-he_uniform = _preset(2.0, "fan_in", "uniform", "he_uniform", _preset_doc(
-    "Builds a He (Kaiming) uniform initializer.",
-    "w ~ U(-a, a), a = sqrt(6 / fan_in)",
-    'scale=2, mode="fan_in", distribution="uniform"',
-    "      >>> import jax, jaxinit\n"
-    "      >>> jaxinit.he_uniform()(jax.random.key(0), (64, 32)).dtype\n"
-    "      dtype('float32')", _HE))
-he_normal = _preset(2.0, "fan_in", "truncated_normal", "he_normal", _preset_doc(
-    "Builds a He (Kaiming) normal initializer.",
-    "Var = 2 / fan_in, truncated at 2 sigma (variance corrected)",
-    'scale=2, mode="fan_in", distribution="truncated_normal"',
-    "      >>> import jax, jax.numpy as jnp, jaxinit\n"
-    "      >>> jaxinit.he_normal()(jax.random.key(0), (64, 32), jnp.bfloat16).dtype\n"
-    "      dtype(bfloat16)", _HE))
-lecun_uniform = _preset(1.0, "fan_in", "uniform", "lecun_uniform", _preset_doc(
-    "Builds a LeCun uniform initializer.",
-    "w ~ U(-a, a), a = sqrt(3 / fan_in)",
-    'scale=1, mode="fan_in", distribution="uniform"',
-    "      >>> import jax, jaxinit\n"
-    "      >>> jaxinit.lecun_uniform()(jax.random.key(0), (64, 32)).shape\n"
-    "      (64, 32)", _LECUN))
-lecun_normal = _preset(1.0, "fan_in", "truncated_normal", "lecun_normal", _preset_doc(
-    "Builds a LeCun normal initializer.",
-    "Var = 1 / fan_in, truncated at 2 sigma (variance corrected)",
-    'scale=1, mode="fan_in", distribution="truncated_normal"',
-    "      >>> import jax, jaxinit\n"
-    "      >>> jaxinit.lecun_normal()(jax.random.key(0), (64, 32)).shape\n"
-    "      (64, 32)", _LECUN))
+    ``variance_scaling(2.0, "fan_in", "uniform", ...)``:
+    w ~ U(-a, a) with a = sqrt(6 / fan_in), i.e. Var = 2 / fan_in.
+
+    Args:
+      in_axis: axis or axes of the inputs.
+      out_axis: axis or axes of the outputs.
+      batch_axis: axes of independent kernels (stacked layers), ignored by the fans.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`VarianceScaling` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> jaxinit.he_uniform()(jax.random.key(0), (64, 32)).dtype
+      dtype('float32')
+
+    References:
+      He et al. (2015), https://arxiv.org/abs/1502.01852
+    """
+    return VarianceScaling(2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
+
+
+def he_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> VarianceScaling:
+    """Builds a He (Kaiming) normal initializer.
+
+    ``variance_scaling(2.0, "fan_in", "truncated_normal", ...)``:
+    Var = 2 / fan_in, a normal truncated at 2 sigma and rescaled to that variance.
+
+    Args:
+      in_axis: axis or axes of the inputs.
+      out_axis: axis or axes of the outputs.
+      batch_axis: axes of independent kernels (stacked layers), ignored by the fans.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`VarianceScaling` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> jaxinit.he_normal()(jax.random.key(0), (64, 32), jax.numpy.bfloat16).dtype
+      dtype(bfloat16)
+
+    References:
+      He et al. (2015), https://arxiv.org/abs/1502.01852
+    """
+    return VarianceScaling(2.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype)
+
+
+def lecun_uniform(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> VarianceScaling:
+    """Builds a LeCun uniform initializer.
+
+    ``variance_scaling(1.0, "fan_in", "uniform", ...)``:
+    w ~ U(-a, a) with a = sqrt(3 / fan_in), i.e. Var = 1 / fan_in.
+
+    Args:
+      in_axis: axis or axes of the inputs.
+      out_axis: axis or axes of the outputs.
+      batch_axis: axes of independent kernels (stacked layers), ignored by the fans.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`VarianceScaling` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> jaxinit.lecun_uniform()(jax.random.key(0), (64, 32)).shape
+      (64, 32)
+
+    References:
+      LeCun et al. (1998), Efficient BackProp;
+      Klambauer et al. (2017), https://arxiv.org/abs/1706.02515
+    """
+    return VarianceScaling(1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
+
+
+def lecun_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+) -> VarianceScaling:
+    """Builds a LeCun normal initializer.
+
+    ``variance_scaling(1.0, "fan_in", "truncated_normal", ...)``:
+    Var = 1 / fan_in, a normal truncated at 2 sigma and rescaled to that variance.
+
+    Args:
+      in_axis: axis or axes of the inputs.
+      out_axis: axis or axes of the outputs.
+      batch_axis: axes of independent kernels (stacked layers), ignored by the fans.
+      dtype: the initializer's default dtype.
+
+    Returns:
+      A :class:`VarianceScaling` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> jaxinit.lecun_normal()(jax.random.key(0), (64, 32)).shape
+      (64, 32)
+
+    References:
+      LeCun et al. (1998), Efficient BackProp;
+      Klambauer et al. (2017), https://arxiv.org/abs/1706.02515
+    """
+    return VarianceScaling(1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype)
+
+
 xavier_uniform = glorot_uniform
 xavier_normal = glorot_normal
 kaiming_uniform = he_uniform
@@ -562,8 +698,9 @@ class Sparse(InitializerBase):
         if not 0 <= sparsity < 1:
             raise ValueError(f"{self.name}: sparsity={self.sparsity!r} must be in [0, 1)")
         object.__setattr__(self, "sparsity", sparsity)
-        object.__setattr__(self, "stddev", check_scalar(self.name, "stddev", self.stddev,
-                                                        nonnegative=True))
+        object.__setattr__(
+            self, "stddev", check_scalar(self.name, "stddev", self.stddev, nonnegative=True)
+        )
 
     def zeros_per_column(self, shape: Shape) -> int:
         return math.ceil(self.sparsity * math.prod(shape[:-1]))
@@ -571,7 +708,7 @@ class Sparse(InitializerBase):
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         key_values, key_mask = jax.random.split(key)
         rows = math.prod(shape[:-1])
-        values = sampling.normal(key_values, shape, dtype) * sampling.scalar(self.stddev, dtype)
+        values = sampling.times(sampling.normal(key_values, shape, dtype), self.stddev)
         # A uniformly random subset of `k` rows per column: the rows whose random
         # priority ranks below k.
         priority = jax.random.uniform(key_mask, (rows, shape[-1]))
@@ -582,8 +719,13 @@ class Sparse(InitializerBase):
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         rows = math.prod(shape[:-1])
         density = 1 - self.zeros_per_column(shape) / rows
-        return {"distribution": "sparse normal", "mean": 0.0,
-                "std": self.stddev * math.sqrt(density), "bounds": None, "density": density}
+        return {
+            "distribution": "sparse normal",
+            "mean": 0.0,
+            "std": self.stddev * math.sqrt(density),
+            "bounds": None,
+            "density": density,
+        }
 
 
 def sparse(sparsity: float, stddev: float = 1e-2, dtype: DTypeLike | None = None) -> Sparse:
