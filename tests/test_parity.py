@@ -29,7 +29,9 @@ FACTORY_ARGS = {
     ],
 }
 PRESET_KWARGS = [{}, {"batch_axis": 0}, {"in_axis": (0, 1), "out_axis": -1}]
-SHAPES = [(64, 48), (3, 3, 16, 32), (2, 3, 5, 4, 6)]
+# Rank <= 4: XLA:CPU compiles rank-5 random programs several times slower, and the fan
+# logic for rank 5 is covered by the statistics table.
+SHAPES = [(64, 48), (3, 3, 16, 32), (4, 20, 30)]
 
 
 def test_every_jax_name_exists():
@@ -93,7 +95,9 @@ def test_same_float32_values(label, ours, theirs):
         if not applicable(label, shape):
             continue
         key = jax.random.key(seed)
-        a, b = ours(key, shape, jnp.float32), theirs(key, shape, jnp.float32)
+        # Both under jit: one compilation per call instead of jax's op-by-op eager path.
+        a = jax.jit(lambda k, shape=shape: ours(k, shape, jnp.float32))(key)
+        b = jax.jit(lambda k, shape=shape: theirs(k, shape, jnp.float32))(key)
         assert a.dtype == b.dtype == jnp.float32
         np.testing.assert_allclose(a, b, rtol=2e-7, atol=1e-7 * float(jnp.abs(b).max()))
         checked += 1

@@ -63,7 +63,7 @@ class Case:
     id: str
     init: jaxinit.Initializer
     law: Callable  # shape -> frozen scipy distribution
-    shapes: tuple = tuple(SHAPES)
+    shapes: tuple = ("dense", "conv1d", "conv2d")
 
 
 CASES = [
@@ -77,11 +77,14 @@ CASES = [
         jaxinit.truncated_normal(0.1, lower=-1.0, upper=3.0),
         lambda s: scipy.stats.truncnorm(-1, 3, scale=0.1),
     ),
-    Case("glorot_uniform", jaxinit.glorot_uniform(), vs_dist(1, "fan_avg", "uniform")),
+    Case("glorot_uniform", jaxinit.glorot_uniform(), vs_dist(1, "fan_avg", "uniform"),
+         shapes=tuple(SHAPES)),
     Case("glorot_normal", jaxinit.glorot_normal(), vs_dist(1, "fan_avg", "truncated_normal")),
     Case("he_uniform", jaxinit.he_uniform(), vs_dist(2, "fan_in", "uniform")),
-    Case("he_normal", jaxinit.he_normal(), vs_dist(2, "fan_in", "truncated_normal")),
-    Case("lecun_uniform", jaxinit.lecun_uniform(), vs_dist(1, "fan_in", "uniform")),
+    Case("he_normal", jaxinit.he_normal(), vs_dist(2, "fan_in", "truncated_normal"),
+         shapes=tuple(SHAPES)),
+    Case("lecun_uniform", jaxinit.lecun_uniform(), vs_dist(1, "fan_in", "uniform"),
+         shapes=tuple(SHAPES)),
     Case("lecun_normal", jaxinit.lecun_normal(), vs_dist(1, "fan_in", "truncated_normal")),
     Case(
         "vs_fan_out_normal",
