@@ -569,10 +569,11 @@ def _open_orbax(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
 
     def read(key: str) -> np.ndarray:
         if not cache:  # orbax restores a tree at once; the metadata came first
-            cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
-            abstract = jax.tree.map(
-                lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=cpu), tree)
-            restored = checkpointer.restore(path.resolve(), abstract)
+            # Restored as NumPy (restore_type=np.ndarray): no device copy, and int64 stays
+            # int64 without x64.
+            args = jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+            restored = ocp.PyTreeCheckpointer().restore(
+                path.resolve(), args=ocp.args.PyTreeRestore(restore_args=args))
             flat_restored = jax.tree_util.tree_flatten_with_path(restored)[0]
             cache.update({join_path(p): np.asarray(a) for p, a in flat_restored})
         return cache[key]
