@@ -194,7 +194,7 @@ def pretrained(
       Yosinski et al., "How transferable are features in deep neural networks?" (2014),
       https://arxiv.org/abs/1411.1792
     """
-    if isinstance(source_or_array, np.ndarray | jax.Array) or np.isscalar(source_or_array):
+    if isinstance(source_or_array, np.ndarray | jax.Array | int | float | complex | np.generic):
         if name is not None:
             raise TypeError(f"pretrained: name={name!r} is only for a checkpoint, not an array")
         weights = open_weights({"array": source_or_array}, allow_nonfinite=allow_nonfinite)
