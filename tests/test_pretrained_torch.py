@@ -337,7 +337,7 @@ class PReLU(nnx.Module):
         self.weight = nnx.Param(jnp.full((channels,), 0.25))
 
     def __call__(self, x):
-        return jnp.where(x >= 0, x, self.weight[...] * x)
+        return jnp.where(x >= 0, x, self.weight[...][None, None, None, :] * x)
 
 
 class NnxPNet(nnx.Module):
