@@ -83,7 +83,7 @@ def test_pretrained_casts_and_refuses_overflow(ckpt):
 
 
 def test_pretrained_out_sharding(ckpt):
-    path, arrays = ckpt
+    path, _ = ckpt
     mesh = jax.make_mesh((1,), ("x",))
     sharding = NamedSharding(mesh, PartitionSpec("x"))
     out = jaxinit.pretrained(path, "count")(KEY, (4,), jnp.float32, out_sharding=sharding)
