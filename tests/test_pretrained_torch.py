@@ -139,6 +139,7 @@ def trained_cnn():
     return net
 
 
+@pytest.mark.slow
 def test_cnn_batchnorm_twin(tmp_path):
     net = trained_cnn()
     path = save(net, tmp_path / "cnn.safetensors")
