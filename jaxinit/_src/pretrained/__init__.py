@@ -1,0 +1,7 @@
+"""Pretrained initialization: safe loading, layout conversion, partial loads with a report.
+
+One module per concern: ``errors`` (the exception type), ``formats`` (``open_weights``),
+``initializer`` (``pretrained``), ``merge`` (``load_pretrained``), ``report``
+(``LoadReport``), ``layout`` (PyTorch-to-Flax converters) and ``torch_rules``.
+Only jax and numpy are imported at module level; format libraries are imported lazily.
+"""
