@@ -33,15 +33,24 @@ from jaxinit._src.schemes import xavier_normal as xavier_normal
 from jaxinit._src.schemes import xavier_uniform as xavier_uniform
 from jaxinit._src.schemes import zeros as zeros
 
+# Data-dependent init and diagnostics (issue 5)
+from jaxinit import diagnostics as diagnostics
+from jaxinit._src.lsuv import LSUVLayer as LSUVLayer
+from jaxinit._src.lsuv import LSUVReport as LSUVReport
+from jaxinit._src.lsuv import lsuv as lsuv
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Description",
     "Initializer",
+    "LSUVLayer",
+    "LSUVReport",
     "compute_fans",
     "constant",
     "delta_orthogonal",
     "describe",
+    "diagnostics",
     "dirac",
     "gain",
     "glorot_normal",
@@ -53,6 +62,7 @@ __all__ = [
     "kaiming_uniform",
     "lecun_normal",
     "lecun_uniform",
+    "lsuv",
     "normal",
     "ones",
     "orthogonal",

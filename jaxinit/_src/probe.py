@@ -235,7 +235,9 @@ def _adapt_nnx(model: Any, kwargs: dict[str, Any]) -> Adapter:
     names: dict[int, str] = {}
 
     def apply(p: Any, x: jax.Array) -> jax.Array:
-        m = nnx.merge(graphdef, p, rest)
+        # Fresh Variables for the non-trainable state, created in the current trace, so
+        # that layers which update their state (BatchNorm statistics) may do so here.
+        m = nnx.merge(graphdef, p, jax.tree.map(lambda a: a, rest))
         names.clear()
         for path, mod in nnx.iter_modules(m):
             if _nnx_layer(mod):
