@@ -38,6 +38,11 @@ from jaxinit import diagnostics as diagnostics
 from jaxinit._src.lsuv import LSUVLayer as LSUVLayer
 from jaxinit._src.lsuv import LSUVReport as LSUVReport
 from jaxinit._src.lsuv import lsuv as lsuv
+from jaxinit._src.meanfield import chi as chi
+from jaxinit._src.meanfield import critical_point as critical_point
+from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
+from jaxinit._src.meanfield import depth_scales as depth_scales
+from jaxinit._src.meanfield import q_star as q_star
 
 __version__ = "0.1.0"
 
@@ -47,8 +52,12 @@ __all__ = [
     "LSUVLayer",
     "LSUVReport",
     "compute_fans",
+    "chi",
     "constant",
+    "critical_point",
+    "critical_weight_std",
     "delta_orthogonal",
+    "depth_scales",
     "describe",
     "diagnostics",
     "dirac",
@@ -66,6 +75,7 @@ __all__ = [
     "normal",
     "ones",
     "orthogonal",
+    "q_star",
     "sparse",
     "truncated_normal",
     "uniform",
