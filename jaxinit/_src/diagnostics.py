@@ -155,6 +155,12 @@ class SignalReport:
         return ax
 
 
+def _default_key() -> jax.Array:
+    # Not jax.random.key(0) itself: users often draw their input batch from key(0), and a
+    # probe equal to the input direction is not a random probe.
+    return jax.random.fold_in(jax.random.key(0), 0x5EED)
+
+
 def _stats(a: jax.Array, saturation: float) -> jax.Array:
     """[mean, std, second moment, dead, saturated] of `a`, in float32 or wider."""
     dtype = jnp.promote_types(a.dtype, jnp.float32)
@@ -204,7 +210,7 @@ def signal_stats(
       params: the plain function's parameters.
       loss: a scalar function of the model output; default a unit Gaussian cotangent.
       backward: whether to compute gradient statistics.
-      key: key for the unit cotangent (default ``jax.random.key(0)``).
+      key: key for the unit cotangent (default: a fixed key).
       saturation: threshold of ``|v|`` counted as saturated.
       apply_kwargs: extra keyword arguments of the model call (e.g. ``train=False``).
 
@@ -241,7 +247,7 @@ def signal_stats(
     if loss is not None and not callable(loss):
         raise TypeError(f"{name}: loss={loss!r} must be a callable of the model output")
     if key is None:
-        key = jax.random.key(0)
+        key = _default_key()
     adapter = probe.adapt(name, model, variables=variables, params=params,
                           apply_kwargs=apply_kwargs)
     with adapter.instrumented():
@@ -426,7 +432,7 @@ def jacobian_spectrum(
       max_exact: the largest min(n_in, n_out) for which "auto" forms J.
       num_iters: Lanczos steps per probe.
       num_probes: Lanczos random starts.
-      key: key for the Lanczos starts (default ``jax.random.key(0)``).
+      key: key for the Lanczos starts (default: a fixed key).
       apply_kwargs: extra keyword arguments of the model call.
 
     Returns:
@@ -457,7 +463,7 @@ def jacobian_spectrum(
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name}: {arg}={value!r} must be a positive int")
     if key is None:
-        key = jax.random.key(0)
+        key = _default_key()
     adapter = probe.adapt(name, model, variables=variables, params=params,
                           apply_kwargs=apply_kwargs)
     out_shape = jax.eval_shape(adapter.apply, adapter.trainable, x)
