@@ -100,7 +100,8 @@ def test_depth_observations(label, kinit, act, weight_var, lo, hi):
 
 @pytest.mark.slow
 def test_depth_orthogonal_linear_net_preserves_std_exactly():
-    for seed in SEEDS[:2]:
+    # Exactness needs no averaging over seeds: one network.
+    for seed in SEEDS[:1]:
         stds, input_std = _activation_std(jaxinit.orthogonal(), "linear", seed)
         # Orthogonal W preserves every row norm: the second moment is preserved up to
         # float32 rounding (50 layers * ~1e-7); the std moves only with the mean, which is
@@ -404,7 +405,9 @@ def test_dynamical_isometry_mlp():
     std_sq = {}
     for label, model in nets.items():
         values = []
-        for seed in (0, 1):
+        # One network each: std(s^2) pools 256 singular values; over seeds 0-2 it varied
+        # by 1% (orthogonal tanh, 0.233-0.236) and 4-6 (the others), far from 0.5 and 2.
+        for seed in (0,):
             x = math.sqrt(q) * jax.random.normal(jax.random.key(100 + seed), (1, 256))
             variables = model.init(jax.random.key(seed), x)
             spec = jacobian_spectrum(model, x, variables=variables, method="exact")

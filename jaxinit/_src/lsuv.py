@@ -158,13 +158,16 @@ def lsuv(
         flat = probe.flat_paths(trainable)
 
         if orthonormal:
-            updates = {}
-            for i, (path, leaf) in enumerate(flat.items()):
-                if path.rsplit("/", 1)[-1] == "kernel" and jnp.ndim(leaf) >= 2:
-                    leaf = jnp.asarray(leaf)
-                    updates[path] = orthogonal()(jax.random.fold_in(key, i), leaf.shape,
-                                                 leaf.dtype)
-            trainable = probe.set_paths(trainable, updates)
+            kernels = {path: (i, jnp.shape(leaf), jnp.result_type(leaf))
+                       for i, (path, leaf) in enumerate(flat.items())
+                       if path.rsplit("/", 1)[-1] == "kernel" and jnp.ndim(leaf) >= 2}
+
+            def draw(key: jax.Array) -> dict[str, jax.Array]:
+                # One compiled program for all kernels (a traced key samples inline).
+                return {path: orthogonal()(jax.random.fold_in(key, i), shape, dtype)
+                        for path, (i, shape, dtype) in kernels.items()}
+
+            trainable = probe.set_paths(trainable, jax.jit(draw)(key))
 
         def measure(trainable: Any, x: jax.Array) -> dict[str, jax.Array]:
             with probe.recording(probe.Recorder()) as rec:

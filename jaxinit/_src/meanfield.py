@@ -50,9 +50,15 @@ def _derivatives(phi: Fn) -> tuple[Fn, Fn, Fn]:
     return jax.jit(phi), jax.jit(dphi), jax.jit(d2phi)
 
 
+# q* = 0 is a limit (e.g. tanh or ReLU without bias in the ordered phase): expectations
+# there are taken at this tiny variance, i.e. as q -> 0+, which for ReLU gives
+# E[relu'(u)^2] = 1/2 rather than the value relu'(0)^2 = 0 at the kink.
+_Q_MIN = 1e-30
+
+
 def _expect(fn: Fn, q: float) -> float:
-    """E[fn(sqrt(q) z)] for z ~ N(0, 1)."""
-    scale = math.sqrt(q)
+    """E[fn(sqrt(q) z)] for z ~ N(0, 1), with q -> 0+ for q = 0."""
+    scale = math.sqrt(max(q, _Q_MIN))
     return gaussian_expectation(lambda z: fn(scale * z))
 
 
