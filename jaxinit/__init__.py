@@ -4,11 +4,21 @@ Every scheme is a frozen, hashable initializer ``init(key, shape, dtype=None,
 out_sharding=None) -> jax.Array``, a drop-in for ``jax.nn.initializers``.
 """
 
+# Data-dependent init and diagnostics (issue 5)
+from jaxinit import diagnostics as diagnostics
 from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.describe import Description as Description
 from jaxinit._src.describe import describe as describe
 from jaxinit._src.fans import compute_fans as compute_fans
 from jaxinit._src.gain import gain as gain
+from jaxinit._src.lsuv import LSUVLayer as LSUVLayer
+from jaxinit._src.lsuv import LSUVReport as LSUVReport
+from jaxinit._src.lsuv import lsuv as lsuv
+from jaxinit._src.meanfield import chi as chi
+from jaxinit._src.meanfield import critical_point as critical_point
+from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
+from jaxinit._src.meanfield import depth_scales as depth_scales
+from jaxinit._src.meanfield import q_star as q_star
 from jaxinit._src.orthogonal import delta_orthogonal as delta_orthogonal
 from jaxinit._src.orthogonal import dirac as dirac
 from jaxinit._src.orthogonal import identity as identity
@@ -32,17 +42,6 @@ from jaxinit._src.schemes import variance_scaling as variance_scaling
 from jaxinit._src.schemes import xavier_normal as xavier_normal
 from jaxinit._src.schemes import xavier_uniform as xavier_uniform
 from jaxinit._src.schemes import zeros as zeros
-
-# Data-dependent init and diagnostics (issue 5)
-from jaxinit import diagnostics as diagnostics
-from jaxinit._src.lsuv import LSUVLayer as LSUVLayer
-from jaxinit._src.lsuv import LSUVReport as LSUVReport
-from jaxinit._src.lsuv import lsuv as lsuv
-from jaxinit._src.meanfield import chi as chi
-from jaxinit._src.meanfield import critical_point as critical_point
-from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
-from jaxinit._src.meanfield import depth_scales as depth_scales
-from jaxinit._src.meanfield import q_star as q_star
 
 __version__ = "0.1.0"
 

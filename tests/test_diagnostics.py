@@ -1,6 +1,7 @@
 """jaxinit.diagnostics: per-layer statistics, Jacobian spectrum, and the literature's
 depth and isometry observations (issue 5 acceptance)."""
 
+import itertools
 import math
 
 import jax
@@ -28,7 +29,8 @@ def meanfield_activation_std(phi, weight_var, depth, q_in=1.0):
     q, out = weight_var * q_in, []
     for _ in range(depth):
         s = math.sqrt(q)
-        m1, m2 = _gauss(lambda z: phi(s * z)), _gauss(lambda z: phi(s * z) ** 2)
+        m1 = _gauss(lambda z, s=s: phi(s * z))
+        m2 = _gauss(lambda z, s=s: phi(s * z) ** 2)
         out.append(math.sqrt(m2 - m1**2))
         q = weight_var * m2
     return np.asarray(out)
@@ -152,7 +154,7 @@ class LinenTanh(nn.Module):
 class NnxTanh(nnx.Module):
     def __init__(self, sizes, rngs):
         self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs)
-                                for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
+                                for a, b in itertools.pairwise(sizes)])
 
     def __call__(self, x):
         for layer in self.layers:
@@ -267,7 +269,7 @@ def test_table_column_and_plot(tmp_path):
     ax = report.plot(label="tanh")
     assert len(ax.get_lines()) == 2
     ax.figure.savefig(tmp_path / "depth.png")
-    with pytest.raises(ValueError, match="field='outputs.variance'"):
+    with pytest.raises(ValueError, match=r"field='outputs\.variance'"):
         report.column("outputs.variance")
 
 

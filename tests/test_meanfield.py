@@ -59,7 +59,7 @@ def test_critical_tanh_against_independent_quadrature(bias_std):
     # Solve q* by iterating the length map with the independent rule, then chi_1.
     q = 1.0
     for _ in range(5000):
-        q = sw**2 * E(lambda z: np.tanh(math.sqrt(q) * z) ** 2) + bias_std**2
+        q = sw**2 * E(lambda z, q=q: np.tanh(math.sqrt(q) * z) ** 2) + bias_std**2
     chi_1 = sw**2 * E(lambda z: dtanh(math.sqrt(q) * z) ** 2)
     # Both quadratures are accurate to ~1e-12 for these smooth integrands; the fixed
     # point iteration converges geometrically away from sigma_b = 0.

@@ -487,13 +487,13 @@ def jacobian_spectrum(
     steps = min(num_iters, small)
 
     def slq(trainable: Any, flat: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        fn = lambda v: f(trainable, v)  # noqa: E731
+        fn = lambda v: f(trainable, v)
         _, vjp = jax.vjp(fn, flat)
         if n_in <= n_out:  # J^T J acts on input space
-            matvec = lambda v: vjp(jax.jvp(fn, (flat,), (v,))[1])[0]  # noqa: E731
+            matvec = lambda v: vjp(jax.jvp(fn, (flat,), (v,))[1])[0]
             dim, dtype = n_in, flat.dtype
         else:  # J J^T acts on output space
-            matvec = lambda u: jax.jvp(fn, (flat,), (vjp(u)[0],))[1]  # noqa: E731
+            matvec = lambda u: jax.jvp(fn, (flat,), (vjp(u)[0],))[1]
             dim, dtype = n_out, out_shape.dtype
         starts = jax.random.normal(key, (num_probes, dim), dtype)
         return jax.lax.map(lambda v0: _lanczos(matvec, v0, steps), starts)

@@ -169,10 +169,10 @@ def lsuv(
 
             trainable = probe.set_paths(trainable, jax.jit(draw)(key))
 
-        def measure(trainable: Any, x: jax.Array) -> dict[str, jax.Array]:
+        def measure(trainable: Any, x: jax.Array) -> dict[str, tuple[jax.Array, ...]]:
             with probe.recording(probe.Recorder()) as rec:
                 adapter.apply(trainable, x)
-            out = {}
+            out: dict[str, tuple[jax.Array, ...]] = {}
             for n, (_, h) in rec.sites.items():
                 h = h.astype(jnp.promote_types(h.dtype, jnp.float32))
                 units = h.reshape(-1, h.shape[-1]) if h.ndim > 1 else h.reshape(-1, 1)

@@ -194,10 +194,7 @@ def chi(
     name = "chi"
     sw, sb = _check_stds(name, weight_std, bias_std)
     phi, dphi, _ = _resolve(name, activation, params)
-    if q is None:
-        q = _q_star(phi, sw, sb, 1.0)
-    else:
-        q = check_scalar(name, "q", q, nonnegative=True)
+    q = _q_star(phi, sw, sb, 1.0) if q is None else check_scalar(name, "q", q, nonnegative=True)
     return _chi(dphi, sw, min(q, 1e30))
 
 
@@ -299,7 +296,8 @@ def critical_weight_std(activation: Activation, bias_std: float = 0.0, **params:
     gaps = [gap(q) for q in grid]
     if all(g == 0 for g in gaps):  # positively homogeneous: any q is a fixed point
         return 1 / math.sqrt(slope(1.0))
-    for (q_lo, g_lo), (q_hi, g_hi) in zip(zip(grid, gaps), zip(grid[1:], gaps[1:]), strict=False):
+    brackets = zip(grid, gaps, grid[1:], gaps[1:], strict=False)
+    for q_lo, g_lo, q_hi, g_hi in brackets:
         if g_lo > 0 >= g_hi:
             q = _bisect(gap, q_lo, q_hi, log=True)
             return 1 / math.sqrt(slope(q))

@@ -231,7 +231,7 @@ def _path_name(path: tuple[Any, ...]) -> str:
 def _adapt_nnx(model: Any, kwargs: dict[str, Any]) -> Adapter:
     from flax import nnx
 
-    graphdef, trainable, rest = nnx.split(model, nnx.Param, ...)
+    graphdef, trainable, rest = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
     names: dict[int, str] = {}
 
     def apply(p: Any, x: jax.Array) -> jax.Array:
@@ -263,7 +263,7 @@ def _adapt_nnx(model: Any, kwargs: dict[str, Any]) -> Adapter:
                     return out
                 return stack[-1].record(layer, args[0] if args else None, out)
 
-            cls.__call__ = wrapper
+            cls.__call__ = wrapper  # type: ignore[method-assign]
         try:
             yield
         finally:
@@ -271,7 +271,7 @@ def _adapt_nnx(model: Any, kwargs: dict[str, Any]) -> Adapter:
                 if method is None:
                     del cls.__call__
                 else:
-                    cls.__call__ = method
+                    cls.__call__ = method  # type: ignore[method-assign]
 
     def rebuild(p: Any) -> Any:
         nnx.update(model, p)
