@@ -4,13 +4,21 @@ Every scheme is a frozen, hashable initializer ``init(key, shape, dtype=None,
 out_sharding=None) -> jax.Array``, a drop-in for ``jax.nn.initializers``.
 """
 
-# Pretrained (issue 4)
+from jaxinit import diagnostics as diagnostics
 from jaxinit import layout as layout
 from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.describe import Description as Description
 from jaxinit._src.describe import describe as describe
 from jaxinit._src.fans import compute_fans as compute_fans
 from jaxinit._src.gain import gain as gain
+from jaxinit._src.lsuv import LSUVLayer as LSUVLayer
+from jaxinit._src.lsuv import LSUVReport as LSUVReport
+from jaxinit._src.lsuv import lsuv as lsuv
+from jaxinit._src.meanfield import chi as chi
+from jaxinit._src.meanfield import critical_point as critical_point
+from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
+from jaxinit._src.meanfield import depth_scales as depth_scales
+from jaxinit._src.meanfield import q_star as q_star
 from jaxinit._src.orthogonal import delta_orthogonal as delta_orthogonal
 from jaxinit._src.orthogonal import dirac as dirac
 from jaxinit._src.orthogonal import identity as identity
@@ -46,42 +54,53 @@ from jaxinit._src.schemes import zeros as zeros
 __version__ = "0.1.0"
 
 __all__ = [
-    "Description",
+    # Core
     "Initializer",
+    "Description",
     "compute_fans",
-    "constant",
-    "delta_orthogonal",
     "describe",
-    "dirac",
     "gain",
-    "glorot_normal",
-    "glorot_uniform",
-    "he_normal",
-    "he_uniform",
-    "identity",
-    "kaiming_normal",
-    "kaiming_uniform",
-    "lecun_normal",
-    "lecun_uniform",
-    "normal",
+    "zeros",
     "ones",
-    "orthogonal",
-    "sparse",
-    "truncated_normal",
+    "constant",
     "uniform",
     "uniform_range",
+    "normal",
+    "truncated_normal",
     "variance_scaling",
-    "xavier_normal",
+    "glorot_uniform",
+    "glorot_normal",
     "xavier_uniform",
-    "zeros",
-    # Pretrained (issue 4)
+    "xavier_normal",
+    "he_uniform",
+    "he_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "delta_orthogonal",
+    "identity",
+    "dirac",
+    "sparse",
+    # Pretrained
+    "open_weights",
+    "Weights",
+    "pretrained",
+    "Pretrained",
+    "load_pretrained",
     "LoadReport",
     "LoadWarning",
-    "Pretrained",
     "PretrainedError",
-    "Weights",
     "layout",
-    "load_pretrained",
-    "open_weights",
-    "pretrained",
+    # Data-dependent init, diagnostics and mean-field theory
+    "lsuv",
+    "LSUVLayer",
+    "LSUVReport",
+    "diagnostics",
+    "q_star",
+    "chi",
+    "critical_weight_std",
+    "critical_point",
+    "depth_scales",
 ]
