@@ -42,17 +42,40 @@ CORE = {
     "Description",
 }
 PRETRAINED = {
-    "open_weights", "Weights", "pretrained", "Pretrained", "load_pretrained", "LoadReport",
-    "LoadWarning", "PretrainedError", "layout",
+    "open_weights",
+    "Weights",
+    "pretrained",
+    "Pretrained",
+    "load_pretrained",
+    "LoadReport",
+    "LoadWarning",
+    "PretrainedError",
+    "layout",
 }
 DATA_DEPENDENT = {
-    "lsuv", "LSUVLayer", "LSUVReport", "diagnostics", "q_star", "chi", "critical_weight_std",
-    "critical_point", "depth_scales",
+    "lsuv",
+    "LSUVLayer",
+    "LSUVReport",
+    "diagnostics",
+    "q_star",
+    "chi",
+    "critical_weight_std",
+    "critical_point",
+    "depth_scales",
 }
 DOCUMENTED = CORE | PRETRAINED | DATA_DEPENDENT
 # Result types, warnings and errors: a docstring, but nothing to run on their own.
-NO_EXAMPLE = {"Initializer", "Description", "Pretrained", "LoadReport", "LoadWarning", "PretrainedError",
-              "LSUVLayer", "LSUVReport", "Weights"}
+NO_EXAMPLE = {
+    "Initializer",
+    "Description",
+    "Pretrained",
+    "LoadReport",
+    "LoadWarning",
+    "PretrainedError",
+    "LSUVLayer",
+    "LSUVReport",
+    "Weights",
+}
 
 
 def test_all_matches_the_documented_names():
