@@ -41,14 +41,12 @@ def normalize_dtype(name: str, dtype: DTypeLike | None) -> np.dtype | None:
         raise TypeError(f"{name}: dtype={dtype!r} is not a dtype") from None
 
 
-def check_dtype(name: str, dtype: np.dtype | None, *, kinds: str = "fc") -> np.dtype:
-    """Resolves `dtype` (None means the default float dtype at call time) and checks its kind.
+def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
+    """Checks `dtype`'s kind and canonicalizes it (float64 is float32 unless x64 is on).
 
     `kinds` uses NumPy's kind letters ('f' float, 'c' complex, 'i'/'u' integer, 'b' bool);
     bfloat16 and the float8 types report kind 'V' in NumPy and count as floats here.
     """
-    if dtype is None:
-        return default_float_dtype()
     kind = "f" if jax.dtypes.issubdtype(dtype, np.floating) else dtype.kind
     if kind not in kinds:
         wanted = {"f": "floating", "c": "complex", "i": "integer", "u": "unsigned", "b": "bool"}
@@ -172,14 +170,19 @@ class InitializerBase:
         shape = check_shape(self.name, shape, self.min_rank)
         if dtype is None:
             dtype = getattr(self, "dtype", None)
-        resolved = check_dtype(self.name, normalize_dtype(self.name, dtype), kinds=self.kinds)
-        self.check(shape, resolved)
+        requested = normalize_dtype(self.name, dtype) or default_float_dtype()
         check_key(self.name, key)
         sharding = resolve_sharding(self.name, out_sharding)
         if isinstance(key, jax.core.Tracer):
-            out = self.generate(key, shape, resolved)
+            out = self.generate(key, shape, self.resolve(shape, requested))
             return out if sharding is None else jax.lax.with_sharding_constraint(out, sharding)
-        return compiled(self, shape, resolved, sharding)(key)
+        return compiled(self, shape, requested, sharding)(key)
+
+    def resolve(self, shape: Shape, dtype: np.dtype) -> np.dtype:
+        """Checks `dtype` and `shape` against this configuration; the dtype to generate."""
+        resolved = check_dtype(self.name, dtype, kinds=self.kinds)
+        self.check(shape, resolved)
+        return resolved
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         """Raises ValueError for a shape this configuration cannot fill."""
@@ -196,7 +199,9 @@ class InitializerBase:
 def compiled(
     init: InitializerBase, shape: Shape, dtype: np.dtype, sharding: Sharding | None
 ) -> Any:
-    """One jitted executable per (configuration, shape, dtype, sharding)."""
-    return jax.jit(
-        functools.partial(init.generate, shape=shape, dtype=dtype), out_shardings=sharding
-    )
+    """One jitted executable per (configuration, shape, dtype, sharding).
+
+    The configuration's checks run once, on the miss; a hit costs a dict lookup.
+    """
+    generate = functools.partial(init.generate, shape=shape, dtype=init.resolve(shape, dtype))
+    return jax.jit(generate, out_shardings=sharding)
