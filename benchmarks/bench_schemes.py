@@ -78,9 +78,12 @@ def torch_init(name: str, size: int, dtype: str) -> Callable[[], object] | None:
         "glorot_normal": lambda: nn.xavier_normal_(w),
         "he_uniform": lambda: nn.kaiming_uniform_(w, nonlinearity="relu"),
         "he_normal": lambda: nn.kaiming_normal_(w, nonlinearity="relu"),
+        # torch has no LeCun preset: Kaiming with gain 1 is Var = 1 / fan_in, untruncated.
+        "lecun_uniform": lambda: nn.kaiming_uniform_(w, nonlinearity="linear"),
+        "lecun_normal": lambda: nn.kaiming_normal_(w, nonlinearity="linear"),
         "orthogonal": lambda: nn.orthogonal_(w),
     }
-    return fns.get(name)  # torch has no LeCun initializers
+    return fns[name]
 
 
 def jitted_call(init: Callable, shape: tuple[int, ...], dtype: str) -> Callable[[], object]:
