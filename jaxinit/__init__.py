@@ -33,6 +33,14 @@ from jaxinit._src.schemes import xavier_normal as xavier_normal
 from jaxinit._src.schemes import xavier_uniform as xavier_uniform
 from jaxinit._src.schemes import zeros as zeros
 
+# isort: split
+# Composition (issue 3)
+from jaxinit._src.combinators import blocks as blocks
+from jaxinit._src.combinators import scaled as scaled
+from jaxinit._src.combinators import stacked as stacked
+from jaxinit._src.fans import einsum_axes as einsum_axes
+from jaxinit._src.tree import reinit as reinit
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -64,4 +72,10 @@ __all__ = [
     "xavier_normal",
     "xavier_uniform",
     "zeros",
+    # Composition (issue 3)
+    "blocks",
+    "einsum_axes",
+    "reinit",
+    "scaled",
+    "stacked",
 ]
