@@ -86,7 +86,7 @@ class Scaled(InitializerBase):
         # Draw in the sampling precision, scale, then cast once: the same rounding as a
         # scheme drawn directly with the scaled variance (DESIGN rule 4).
         wide = _inner(self.init, self.name, key, shape, sampling.sample_dtype(dtype))
-        factor = np.asarray(self.factor, sampling.real_dtype(dtype))
+        factor = np.asarray(self.factor, wide.dtype)
         return (wide * factor).astype(dtype)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
