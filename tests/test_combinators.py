@@ -222,7 +222,7 @@ def test_bad_input():
         jaxinit.scaled(jaxinit.ones, float("nan"))
     with pytest.raises(ValueError, match="stacked: axis=3 is out of range"):
         jaxinit.stacked(jaxinit.ones, axis=3)(KEY, (2, 3))
-    with pytest.raises(ValueError, match="stacked: axis=.* stacks every axis"):
+    with pytest.raises(ValueError, match=r"stacked: axis=.* stacks every axis"):
         jaxinit.stacked(jaxinit.ones, axis=(0, 1))(KEY, (2, 3))
     with pytest.raises(ValueError, match="stacked: orthogonal needs rank >= 2"):
         jaxinit.stacked(jaxinit.orthogonal())(KEY, (2, 3))
