@@ -193,29 +193,19 @@ def reinit(tree: Any, key: jax.Array, rules: Rules, *, strict: bool = True) -> A
     values = [_unbox(leaf, boxes) for _, leaf in flat]
     shapes = {p: tuple(v.shape) for p, v in zip(paths, values, strict=True) if _is_param(v)}
     used = [False] * len(compiled)
-    out = []
-    for path, (_, leaf), value in zip(paths, flat, values, strict=True):
+    jobs: list[tuple[int, str, Any, Any]] = []   # (leaf index, path, initializer, value)
+    for index, (path, value) in enumerate(zip(paths, values, strict=True)):
         if not _is_param(value):
-            out.append(leaf)
             continue
         matched = next((i for i, (regex, _) in enumerate(compiled) if regex.fullmatch(path)),
                        None)
         if matched is None:
-            out.append(leaf)
             continue
         used[matched] = True
         init = compiled[matched][1]
         if hasattr(init, "for_leaf"):
             init = init.for_leaf(path, shapes)
-        sharding = _sharding(value)
-        kwargs = {} if sharding is None else {"out_sharding": sharding}
-        new = init(leaf_key(key, path), tuple(value.shape), value.dtype, **kwargs)
-        if tuple(new.shape) != tuple(value.shape) or new.dtype != value.dtype:
-            raise ValueError(
-                f"reinit: rule {compiled[matched][0].pattern!r} gave {new.dtype}{list(new.shape)} "
-                f"for {path} of {value.dtype}{list(value.shape)}"
-            )
-        out.append(_rebox(leaf, new, boxes, in_place))
+        jobs.append((index, compiled[matched][0].pattern, init, value))
     if strict and not all(used):
         unused = [compiled[i][0].pattern for i, u in enumerate(used) if not u]
         sample = ", ".join(list(shapes)[:8]) + (", ..." if len(shapes) > 8 else "")
@@ -223,6 +213,31 @@ def reinit(tree: Any, key: jax.Array, rules: Rules, *, strict: bool = True) -> A
             f"reinit: rules {unused} matched no float leaf (paths: {sample}); "
             "fix the regex or pass strict=False"
         )
+    shardings = tuple(_sharding(value) for *_, value in jobs)
+
+    def draw(key: jax.Array) -> tuple[jax.Array, ...]:
+        drawn = []
+        for (index, pattern, init, value), sharding in zip(jobs, shardings, strict=True):
+            kwargs = {} if sharding is None else {"out_sharding": sharding}
+            shape, dtype = tuple(value.shape), value.dtype
+            new = init(leaf_key(key, paths[index]), shape, dtype, **kwargs)
+            if tuple(new.shape) != shape or new.dtype != dtype:
+                raise ValueError(
+                    f"reinit: rule {pattern!r} gave {new.dtype}{list(new.shape)} "
+                    f"for {paths[index]} of {dtype}{list(shape)}"
+                )
+            drawn.append(new)
+        return tuple(drawn)
+
+    # One compiled program draws every matched leaf (one executable per leaf would
+    # compile for seconds on a large model); inside a caller's jit, trace inline.
+    if isinstance(key, jax.core.Tracer) or not jobs:
+        drawn = draw(key)
+    else:
+        drawn = jax.jit(draw, out_shardings=shardings)(key)
+    out = [leaf for _, leaf in flat]
+    for (index, *_), new in zip(jobs, drawn, strict=True):
+        out[index] = _rebox(flat[index][1], new, boxes, in_place)
     if module is not None:
         return module
     return jax.tree_util.tree_unflatten(treedef, out)
