@@ -530,6 +530,9 @@ class _DefaultBias(InitializerBase):
         bias = shapes[path]
         if kernel is None:
             return zeros
+        if parent.rpartition("/")[2].startswith("ConvTranspose"):
+            # PyTorch's transposed convolution: fan_in from its weight's dim 1, out * prod(k).
+            return linear_bias(math.prod(kernel[:-2]) * kernel[-1])
         return linear_bias(max(math.prod(kernel) // math.prod(bias), 1))
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
@@ -582,8 +585,8 @@ def default_rules() -> tuple[tuple[str, Any], ...]:
       their (d, d) matrix; ``ConvTranspose*`` kernels (linen's automatic names) with
       PyTorch's fan_in of a transposed convolution, taken from its weight's dim 1,
       i.e. out * prod(k);
-    * ``bias``: :func:`linear_bias` with the sibling kernel's fan_in, or zeros beside no
-      kernel (LayerNorm, BatchNorm, GroupNorm);
+    * ``bias``: :func:`linear_bias` with the sibling kernel's fan_in (as above), or zeros
+      beside no kernel (LayerNorm, BatchNorm, GroupNorm);
     * ``scale`` (norm layers): ones;
     * ``embedding``: :func:`embedding`, N(0, 1).
 

@@ -212,6 +212,10 @@ def test_default_rules_match_pytorch_model():
             fan_in, _ = torch.nn.init._calculate_fan_in_and_fan_out(tensor)
             top = np.abs(leaf(path)).max() * math.sqrt(fan_in)
             assert 0.9 < top <= 1, path
+    # ConvTranspose bias: PyTorch's fan_in is out * k * k = 144, not in * k * k = 576
+    # (16 biases: P(max |b| <= 1/24 under the right scheme) = 0.5^16 = 1.5e-5).
+    assert np.abs(p["ConvTranspose_0"]["bias"]).max() <= 1 / math.sqrt(144)
+    assert np.abs(p["ConvTranspose_0"]["bias"]).max() > 1 / math.sqrt(576)
     # The wrong fan for the attention query kernel (64, 4, 16) (jt.linear's in_axis=-2:
     # fan_in = 4 * 64, not 64) fails the same check.
     query = jt.linear()(KEY, (64, 4, 16))
