@@ -215,3 +215,17 @@ def test_nnx_with_partitioning():
         m = nnx.Linear(256, 128, kernel_init=init, rngs=nnx.Rngs(0))
     assert m.kernel.get_metadata()["out_sharding"] == (None, "model")
     assert_std(m.kernel[...], math.sqrt(2 / 256))
+
+
+def test_readme_flax_section_runs():
+    """The README's "Composing with Flax" example runs as written."""
+    import pathlib
+
+    text = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    section = text[text.index("## Composing with Flax"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("```", start)]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    w = namespace["stack_params"]["params"]["kernel"]
+    assert_std(w[3], math.sqrt(2 / 256))
