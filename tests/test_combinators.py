@@ -199,10 +199,8 @@ COMBINATORS = [
 
 
 @pytest.mark.parametrize(("init", "shape"), COMBINATORS, ids=lambda x: type(x).__name__)
-def test_protocol(init, shape, key_kind):
-    from conftest import make_key
-
-    key = make_key(1, key_kind)
+def test_protocol(init, shape):
+    key = jax.random.key(1)
     assert isinstance(init, jax.nn.initializers.Initializer)
     assert isinstance(init, InitializerBase)
     again = type(init)(**{f.name: getattr(init, f.name) for f in dataclasses.fields(init)})
@@ -213,6 +211,12 @@ def test_protocol(init, shape, key_kind):
     np.testing.assert_array_equal(batch[0], init(jax.random.split(key, 2)[0], shape))
     assert jax.eval_shape(lambda k: init(k, shape), key).shape == shape
     assert init(key, shape, jnp.bfloat16).dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize(("init", "shape"), COMBINATORS, ids=lambda x: type(x).__name__)
+def test_legacy_keys(init, shape):
+    np.testing.assert_array_equal(init(jax.random.PRNGKey(1), shape),
+                                  init(jax.random.wrap_key_data(jax.random.PRNGKey(1)), shape))
 
 
 def test_bad_input():
