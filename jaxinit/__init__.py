@@ -7,9 +7,13 @@ out_sharding=None) -> jax.Array``, a drop-in for ``jax.nn.initializers``.
 from jaxinit import diagnostics as diagnostics
 from jaxinit import layout as layout
 from jaxinit._src.base import Initializer as Initializer
+from jaxinit._src.combinators import blocks as blocks
+from jaxinit._src.combinators import scaled as scaled
+from jaxinit._src.combinators import stacked as stacked
 from jaxinit._src.describe import Description as Description
 from jaxinit._src.describe import describe as describe
 from jaxinit._src.fans import compute_fans as compute_fans
+from jaxinit._src.fans import einsum_axes as einsum_axes
 from jaxinit._src.gain import gain as gain
 from jaxinit._src.lsuv import LSUVLayer as LSUVLayer
 from jaxinit._src.lsuv import LSUVReport as LSUVReport
@@ -50,6 +54,7 @@ from jaxinit._src.schemes import variance_scaling as variance_scaling
 from jaxinit._src.schemes import xavier_normal as xavier_normal
 from jaxinit._src.schemes import xavier_uniform as xavier_uniform
 from jaxinit._src.schemes import zeros as zeros
+from jaxinit._src.tree import reinit as reinit
 
 __version__ = "0.1.0"
 
@@ -83,6 +88,12 @@ __all__ = [
     "identity",
     "dirac",
     "sparse",
+    # Composition: combinators and tree surgery
+    "scaled",
+    "stacked",
+    "blocks",
+    "einsum_axes",
+    "reinit",
     # Pretrained
     "open_weights",
     "Weights",

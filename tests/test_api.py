@@ -63,7 +63,9 @@ DATA_DEPENDENT = {
     "critical_point",
     "depth_scales",
 }
-DOCUMENTED = CORE | PRETRAINED | DATA_DEPENDENT
+# DESIGN.md section 2, "Combinators" and "Tree tools" (issue 3).
+COMPOSITION = {"scaled", "stacked", "blocks", "einsum_axes", "reinit"}
+DOCUMENTED = CORE | COMPOSITION | PRETRAINED | DATA_DEPENDENT
 # Result types, warnings and errors: a docstring, but nothing to run on their own.
 NO_EXAMPLE = {
     "Initializer",

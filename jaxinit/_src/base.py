@@ -172,10 +172,9 @@ class InitializerBase:
             dtype = getattr(self, "dtype", None)
         requested = normalize_dtype(self.name, dtype) or default_float_dtype()
         check_key(self.name, key)
-        sharding = resolve_sharding(self.name, out_sharding)
         if isinstance(key, jax.core.Tracer):
-            out = self.generate(key, shape, self.resolve(shape, requested))
-            return out if sharding is None else jax.lax.with_sharding_constraint(out, sharding)
+            return self._traced(key, shape, self.resolve(shape, requested), out_sharding)
+        sharding = resolve_sharding(self.name, out_sharding)
         return compiled(self, shape, requested, sharding)(key)
 
     def resolve(self, shape: Shape, dtype: np.dtype) -> np.dtype:
@@ -183,6 +182,34 @@ class InitializerBase:
         resolved = check_dtype(self.name, dtype, kinds=self.kinds)
         self.check(shape, resolved)
         return resolved
+
+    def _traced(
+        self, key: jax.Array, shape: Shape, dtype: np.dtype, out_sharding: OutSharding
+    ) -> jax.Array:
+        """Under a trace (jit, vmap, eval_shape): sample inline, then place the result.
+
+        ``with_sharding_constraint`` only accepts Auto mesh axes, and ``jax.get_mesh``
+        fails inside jit, so the placement depends on the mesh set by ``jax.set_mesh``:
+        Explicit axes are resharded, Auto axes constrained; with no mesh set, a
+        NamedSharding goes through the same jitted executable as an eager call, whose
+        ``out_shardings`` accept either kind of axis.
+        """
+        if out_sharding is None:
+            return self.generate(key, shape, dtype)
+        if not isinstance(out_sharding, Sharding | PartitionSpec):
+            resolve_sharding(self.name, out_sharding)  # raises the TypeError
+        context = jax.sharding.get_abstract_mesh()
+        if not context.empty:
+            out = self.generate(key, shape, dtype)
+            if any(t == jax.sharding.AxisType.Explicit for t in context.axis_types):
+                return jax.sharding.reshard(out, out_sharding)
+            return jax.lax.with_sharding_constraint(out, out_sharding)
+        if isinstance(out_sharding, PartitionSpec):
+            raise ValueError(
+                f"{self.name}: out_sharding={out_sharding} is a PartitionSpec but no mesh is "
+                "set; pass a NamedSharding or use `with jax.set_mesh(mesh):`"
+            )
+        return compiled(self, shape, dtype, out_sharding)(key)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         """Raises ValueError for a shape this configuration cannot fill."""
