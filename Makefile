@@ -22,12 +22,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite compiles hundreds of small XLA programs; on CPU, LLVM's -O0 compiles them about
+# 4x faster (measured: 2.1 s instead of 8.4 s for four he_normal shapes), so the tests
+# default to it. Results can differ in the last ulp (different FMA contraction), which the
+# tests tolerate. `make test TEST_XLA_FLAGS=` tests optimized builds.
+TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0
+
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not sharded"
+	XLA_FLAGS="$(TEST_XLA_FLAGS)" $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not sharded"
 
 # Sharding checks need several devices: 8 simulated CPU devices, in their own process.
 sharded: $(STAMP)
-	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(BIN)/python -m pytest -q -m sharded tests
+	XLA_FLAGS="$(TEST_XLA_FLAGS) --xla_force_host_platform_device_count=8" \
+		$(BIN)/python -m pytest -q -n 2 --dist loadfile -m sharded tests
 
 test: lint typecheck unit sharded
 

@@ -208,7 +208,9 @@ def test_protocol(init, shape):
     eager = init(key, shape)
     np.testing.assert_array_equal(jax.jit(lambda k: init(k, shape))(key), eager)
     batch = jax.vmap(lambda k: init(k, shape))(jax.random.split(key, 2))
-    np.testing.assert_array_equal(batch[0], init(jax.random.split(key, 2)[0], shape))
+    # vmap may fuse differently from a single call (FMA contraction): float32 rounding.
+    np.testing.assert_allclose(batch[0], init(jax.random.split(key, 2)[0], shape), rtol=1e-6,
+                               atol=1e-7)
     assert jax.eval_shape(lambda k: init(k, shape), key).shape == shape
     assert init(key, shape, jnp.bfloat16).dtype == jnp.bfloat16
 

@@ -113,6 +113,18 @@ TABLE = [pytest.param(c, s, id=f"{c.id}-{s}") for c in CASES for s in c.shapes]
 LOW_PRECISION = [jnp.bfloat16, jnp.float16, jnp.float8_e4m3fn]
 
 
+def assert_same_up_to_rounding(w, reference):
+    """`w` is the float32 draw rounded to its dtype: every element within one unit in the
+    last place (eps * |x|, or the smallest subnormal near zero) and almost all identical.
+    XLA may fuse the cast with the sampler's last multiply-add and contract it (FMA), so a
+    few elements can round from a float32 value one ulp away (seen at LLVM -O0 on CPU)."""
+    info = jnp.finfo(w.dtype)
+    a, b = np.asarray(w, np.float32), np.asarray(reference, np.float32)
+    tolerance = float(info.eps) * np.abs(b) + float(info.smallest_subnormal)
+    assert (np.abs(a - b) <= tolerance).all()
+    assert (a != b).mean() <= 1e-3
+
+
 def shape_of(name):
     return SHAPES.get(name, name)
 
@@ -136,7 +148,7 @@ def test_low_precision_is_the_float32_draw_rounded(case, dtype):
     w = case.init(make_key(2), shape, dtype)
     assert w.shape == shape and w.dtype == dtype
     reference = case.init(make_key(2), shape, jnp.float32).astype(dtype)
-    np.testing.assert_array_equal(np.asarray(w, np.float32), np.asarray(reference, np.float32))
+    assert_same_up_to_rounding(w, reference)
     if dtype != jnp.float8_e4m3fn:  # 3 mantissa bits: rounding alone shifts the variance
         assert_moments(w, case.law(shape))
 
