@@ -174,7 +174,7 @@ def _compilation_cache() -> Iterator[None]:
     """
     import jax
 
-    if jax.config.jax_compilation_cache_dir:
+    if getattr(jax.config, "jax_compilation_cache_dir", None):
         yield
         return
     with tempfile.TemporaryDirectory(prefix="jaxinit-xla-") as tmp:

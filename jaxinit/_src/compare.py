@@ -212,7 +212,7 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Digits:
     Example:
       >>> d = load_digits()
       >>> d.x_train.shape, d.x_test.shape, d.y_train.dtype
-      ((1437, 8, 8, 1), (360, 8, 8, 1), dtype('int32'))
+      ((1438, 8, 8, 1), (359, 8, 8, 1), dtype('int32'))
     """
     from sklearn.datasets import load_digits as sk_load_digits
 
@@ -303,7 +303,10 @@ def make_trainer(config: CompareConfig, model: Any, data: Digits) -> Callable[..
             idx = jax.random.permutation(key, n)[:batch] if batch < n else jnp.arange(n)
             loss, grads = jax.value_and_grad(lambda p: _loss(model, p, x_train[idx],
                                                              y_train[idx]))(params)
-            updates, opt_state = opt.update(grads, opt_state, params)
+            # optax mixes Python floats with its int32 step count (Adam's bias correction),
+            # which strict dtype promotion rejects: allow standard promotion inside optax.
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = opt.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), keys)
@@ -510,17 +513,31 @@ class _Runner:
 
         self.evaluate = evaluate
 
+    def variables(self, scheme: Scheme) -> Any:
+        """The scheme's initial variables (LSUV-rescaled for ``lsuv``)."""
+        from jaxinit._src.lsuv import lsuv
+
+        key = jax.random.key(self.config.seed)
+        variables = init_variables(scheme.build(self.config.activation), self.shapes, key)
+        if scheme.lsuv:
+            variables, _ = lsuv(self.model, self.probe, variables=variables,
+                                key=jax.random.fold_in(key, 2))
+        return variables
+
+    def train(self, variables: Any, progress: Any = None) -> tuple[np.ndarray, float, float,
+                                                                    float]:
+        """Trains from ``variables``: (batch losses, final training-set loss, training and
+        test accuracy)."""
+        params, losses = self.trainer(variables["params"], progress)
+        loss, train_acc, test_acc = (float(v) for v in self.evaluate(params))
+        return losses, loss, train_acc, test_acc
+
     def measure(self, scheme: Scheme, progress: Any) -> SchemeResult:
         from jaxinit._src.diagnostics import jacobian_spectrum, signal_stats
-        from jaxinit._src.lsuv import lsuv
 
         c, model, probe = self.config, self.model, self.probe
         start = time.perf_counter()
-        key = jax.random.key(c.seed)
-        variables = init_variables(scheme.build(c.activation), self.shapes, key)
-        if scheme.lsuv:
-            variables, _ = lsuv(model, probe, variables=variables,
-                                key=jax.random.fold_in(key, 2))
+        variables = self.variables(scheme)
         report = signal_stats(model, probe, variables=variables)
         hidden = [layer for layer in report.layers if layer.name != "head"]
         acts = tuple(float(v) for v in report.activations_std()[: len(hidden)])
@@ -534,8 +551,7 @@ class _Runner:
 
         if progress is not None:
             progress.set_description(f"training {scheme.name}")
-        params, losses = self.trainer(variables["params"], progress)
-        loss, train_acc, test_acc = (float(v) for v in self.evaluate(params))
+        losses, loss, train_acc, test_acc = self.train(variables, progress)
         return SchemeResult(
             name=scheme.name, summary=scheme.summary, activation_std=acts, gradient_std=grads,
             jacobian=jac, loss_curve=tuple(float(v) for v in losses), train_loss=loss,
@@ -558,10 +574,10 @@ def compare(config: CompareConfig | None = None, *, progress: bool = False) -> C
       A :class:`CompareResult` (``print(result)`` is the table; ``result.recommendation``).
 
     Example:
-      >>> cfg = CompareConfig(depth=2, width=8, steps=5, schemes=("he", "random"))
+      >>> cfg = CompareConfig(depth=2, width=8, steps=5, schemes=("he",), probe_batch=8)
       >>> result = compare(cfg)
       >>> [r.name for r in result.results], len(result.results[0].loss_curve)
-      (['he', 'random'], 5)
+      (['he'], 5)
       >>> print(result)  # doctest: +SKIP
     """
     config = (config or CompareConfig()).validate()
@@ -591,6 +607,14 @@ def write_json(result: CompareResult, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def _moving_average(x: np.ndarray, n: int) -> np.ndarray:
+    """Mean of the last ``n`` values (fewer at the start)."""
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    i = np.arange(1, x.size + 1)
+    lo = np.maximum(i - n, 0)
+    return (c[i] - c[lo]) / (i - lo)
+
+
 def write_plots(result: CompareResult, out: pathlib.Path) -> list[pathlib.Path]:
     """Writes ``signal_std.png`` (activation and gradient std vs depth) and
     ``loss_curves.png`` into ``out`` with matplotlib's Agg backend."""
@@ -605,8 +629,10 @@ def write_plots(result: CompareResult, out: pathlib.Path) -> list[pathlib.Path]:
     depth = np.arange(1, c.depth + 1)
     fig, (ax_a, ax_g) = plt.subplots(1, 2, figsize=(11, 4.2))
     for r in result.results:
-        ax_a.semilogy(depth, np.maximum(r.activation_std, 1e-30), label=r.name)
-        ax_g.semilogy(depth, np.maximum(r.gradient_std, 1e-30), label=r.name)
+        # A std that underflowed to 0 has no place on a log axis: leave a gap.
+        acts, grads = np.asarray(r.activation_std), np.asarray(r.gradient_std)
+        ax_a.semilogy(depth, np.where(acts > 0, acts, np.nan), label=r.name)
+        ax_g.semilogy(depth, np.where(grads > 0, grads, np.nan), label=r.name)
     ax_a.set(title="activation std at initialization", xlabel="hidden layer", ylabel="std")
     ax_g.set(title="gradient std (unit cotangent at the logits)", xlabel="hidden layer")
     ax_a.legend(fontsize=8)
@@ -618,11 +644,12 @@ def write_plots(result: CompareResult, out: pathlib.Path) -> list[pathlib.Path]:
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for r in result.results:
-        curve = np.asarray(r.loss_curve)
-        ax.plot(np.arange(1, curve.size + 1), curve, label=r.name, lw=1)
+        curve = _moving_average(np.asarray(r.loss_curve), 10)
+        ax.plot(np.arange(1, curve.size + 1), curve, label=r.name, lw=1.2)
     ax.axhline(math.log(10), color="gray", ls=":", lw=1, label="ln 10 (chance)")
     ax.set_yscale("log")
-    ax.set(title=f"training loss (batch {c.batch_size}); {title}", xlabel="step",
+    ax.set(title=f"training loss (batches of {c.batch_size}, mean of 10 steps)\n{title}",
+           xlabel="step",
            ylabel="cross-entropy")
     ax.legend(fontsize=8)
     fig.tight_layout()
