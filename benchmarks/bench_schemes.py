@@ -37,22 +37,27 @@ SCHEMES = [
 ]
 
 
-def median_seconds(fn: Callable[[], object] | None, repeats: int) -> float | None:
-    """Median wall time of `fn()` after a warm-up; None if there is no `fn` or it fails
-    (jax.nn.initializers.orthogonal has no bfloat16 QR on CPU, for example)."""
-    if fn is None:
-        return None
-    try:
-        jax.block_until_ready(fn())  # warm-up: compile, fill caches
-    except Exception as error:  # a baseline that cannot run is reported, not fatal
-        print(f"  ({error.__class__.__name__}: {str(error).splitlines()[0][:80]})")
-        return None
-    times = []
+def medians(fns: list[Callable[[], object] | None], repeats: int) -> list[float | None]:
+    """Median wall time of each `fn()` after a warm-up call, the calls interleaved round by
+    round so that a change in machine load hits every contender alike. None for a missing
+    `fn` or one that fails (jax.nn.initializers.orthogonal has no bfloat16 QR on CPU)."""
+    live: list[Callable[[], object] | None] = []
+    for fn in fns:
+        try:
+            if fn is not None:
+                jax.block_until_ready(fn())  # warm-up: compile, fill caches
+            live.append(fn)
+        except Exception as error:  # a baseline that cannot run is reported, not fatal
+            print(f"  ({error.__class__.__name__}: {str(error).splitlines()[0][:80]})")
+            live.append(None)
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, spent in zip(live, times, strict=True):
+            if fn is not None:
+                start = time.perf_counter()
+                jax.block_until_ready(fn())
+                spent.append(time.perf_counter() - start)
+    return [statistics.median(t) if t else None for t in times]
 
 
 def cell(seconds: float | None, unit: float) -> str:
@@ -112,9 +117,14 @@ def jitted_table(size: int, repeats: int) -> list[str]:
             ours, theirs = pair(name)
             # Orthogonal QR is O(n^3): fewer repeats keep the run short.
             n = max(1, repeats // 3) if name == "orthogonal" else repeats
-            t_ours = median_seconds(jitted_call(ours, (size, size), dtype), n)
-            t_jax = median_seconds(jitted_call(theirs, (size, size), dtype), n)
-            t_torch = median_seconds(torch_init(name, size, dtype), n)
+            t_ours, t_jax, t_torch = medians(
+                [
+                    jitted_call(ours, (size, size), dtype),
+                    jitted_call(theirs, (size, size), dtype),
+                    torch_init(name, size, dtype),
+                ],
+                n,
+            )
             rows.append(
                 f"| {name} | {dtype} | {cell(t_ours, 1e3)} | {cell(t_jax, 1e3)} | "
                 f"{ratio(t_ours, t_jax)} | {cell(t_torch, 1e3)} | {ratio(t_ours, t_torch)} |"
@@ -137,8 +147,7 @@ def eager_table(repeats: int) -> list[str]:
     ]
     for name, shape in cases:
         ours, theirs = pair(name)
-        t_ours = median_seconds(eager_call(ours, shape), repeats * 10)
-        t_jax = median_seconds(eager_call(theirs, shape), repeats * 10)
+        t_ours, t_jax = medians([eager_call(ours, shape), eager_call(theirs, shape)], repeats * 10)
         rows.append(
             f"| {name} | {shape} | {cell(t_ours, 1e6)} | {cell(t_jax, 1e6)} | "
             f"{ratio(t_ours, t_jax)} |"
