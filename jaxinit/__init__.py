@@ -51,6 +51,30 @@ from jaxinit._src.schemes import xavier_normal as xavier_normal
 from jaxinit._src.schemes import xavier_uniform as xavier_uniform
 from jaxinit._src.schemes import zeros as zeros
 
+# Parametrizations (issue 6)
+from jaxinit._src.depth import DeepNorm as DeepNorm
+from jaxinit._src.depth import deepnorm_constants as deepnorm_constants
+from jaxinit._src.depth import deepnorm_init as deepnorm_init
+from jaxinit._src.depth import fixup_init as fixup_init
+from jaxinit._src.depth import fixup_scale as fixup_scale
+from jaxinit._src.depth import olmo_init as olmo_init
+from jaxinit._src.depth import residual_normal as residual_normal
+from jaxinit._src.depth import small_init as small_init
+from jaxinit._src.depth import t_fixup_init as t_fixup_init
+from jaxinit._src.depth import t_fixup_scale as t_fixup_scale
+from jaxinit._src.depth import wang_init as wang_init
+from jaxinit._src.depth import zero_init_rules as zero_init_rules
+from jaxinit._src.mup import MuPParam as MuPParam
+from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
+from jaxinit._src.mup import mup_classify as mup_classify
+from jaxinit._src.mup import mup_lr_scale as mup_lr_scale
+from jaxinit._src.mup import mup_output as mup_output
+from jaxinit._src.mup import mup_rules as mup_rules
+from jaxinit._src.recipes import recipe as recipe
+from jaxinit._src.spectral import spectral as spectral
+from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
+from jaxinit._src.spectral import spectral_rules as spectral_rules
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -103,4 +127,27 @@ __all__ = [
     "critical_weight_std",
     "critical_point",
     "depth_scales",
+    # Parametrizations (issue 6)
+    "mup_classify",
+    "MuPParam",
+    "mup_rules",
+    "mup_output",
+    "mup_lr_scale",
+    "mup_attention_scale",
+    "spectral",
+    "spectral_rules",
+    "spectral_lr_scale",
+    "residual_normal",
+    "small_init",
+    "wang_init",
+    "olmo_init",
+    "fixup_scale",
+    "fixup_init",
+    "t_fixup_scale",
+    "t_fixup_init",
+    "deepnorm_constants",
+    "DeepNorm",
+    "deepnorm_init",
+    "zero_init_rules",
+    "recipe",
 ]

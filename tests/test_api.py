@@ -63,7 +63,31 @@ DATA_DEPENDENT = {
     "critical_point",
     "depth_scales",
 }
-DOCUMENTED = CORE | PRETRAINED | DATA_DEPENDENT
+PARAMETRIZATIONS = {
+    "mup_classify",
+    "MuPParam",
+    "mup_rules",
+    "mup_output",
+    "mup_lr_scale",
+    "mup_attention_scale",
+    "spectral",
+    "spectral_rules",
+    "spectral_lr_scale",
+    "residual_normal",
+    "small_init",
+    "wang_init",
+    "olmo_init",
+    "fixup_scale",
+    "fixup_init",
+    "t_fixup_scale",
+    "t_fixup_init",
+    "deepnorm_constants",
+    "DeepNorm",
+    "deepnorm_init",
+    "zero_init_rules",
+    "recipe",
+}
+DOCUMENTED = CORE | PRETRAINED | DATA_DEPENDENT | PARAMETRIZATIONS
 # Result types, warnings and errors: a docstring, but nothing to run on their own.
 NO_EXAMPLE = {
     "Initializer",
@@ -75,6 +99,8 @@ NO_EXAMPLE = {
     "LSUVLayer",
     "LSUVReport",
     "Weights",
+    "MuPParam",
+    "DeepNorm",
 }
 
 

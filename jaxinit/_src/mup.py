@@ -531,11 +531,10 @@ def mup_lr_scale(
       >>> import jax, jax.numpy as jnp, flax.linen as nn, optax, jaxinit
       >>> mlp = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(w), nn.relu, nn.Dense(10)])
       >>> params = mlp(1024).init(jax.random.key(0), jnp.ones((1, 64)))
-      >>> tx = optax.chain(optax.adam(1e-3), jaxinit.mup_lr_scale(params, {1024: 128}))
-      >>> state = tx.init(params)
+      >>> tx = optax.chain(optax.sgd(1e-3), jaxinit.mup_lr_scale(params, {1024: 128}, optimizer="sgd"))
       >>> grads = jax.tree.map(jnp.ones_like, params)
-      >>> updates, state = tx.update(grads, state, params)
-      >>> round(float(updates["params"]["layers_2"]["kernel"][0, 0]), 7)  # -1e-3 * 128 / 1024
+      >>> updates, _ = tx.update(grads, tx.init(params), params)
+      >>> float(updates["params"]["layers_4"]["kernel"][0, 0])   # readout: -1e-3 * 128 / 1024
       -0.000125
 
     References:
