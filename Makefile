@@ -29,7 +29,7 @@ unit: $(STAMP)
 sharded: $(STAMP)
 	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(BIN)/python -m pytest -q -m sharded tests
 
-test: lint typecheck unit
+test: lint typecheck unit sharded
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_schemes.py

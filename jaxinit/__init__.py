@@ -7,9 +7,27 @@ out_sharding=None) -> jax.Array``, a drop-in for ``jax.nn.initializers``.
 from jaxinit import diagnostics as diagnostics
 from jaxinit import layout as layout
 from jaxinit._src.base import Initializer as Initializer
+from jaxinit._src.combinators import blocks as blocks
+from jaxinit._src.combinators import scaled as scaled
+from jaxinit._src.combinators import stacked as stacked
+
+# Parametrizations (issue 6)
+from jaxinit._src.depth import DeepNorm as DeepNorm
+from jaxinit._src.depth import deepnorm_constants as deepnorm_constants
+from jaxinit._src.depth import deepnorm_init as deepnorm_init
+from jaxinit._src.depth import fixup_init as fixup_init
+from jaxinit._src.depth import fixup_scale as fixup_scale
+from jaxinit._src.depth import olmo_init as olmo_init
+from jaxinit._src.depth import residual_normal as residual_normal
+from jaxinit._src.depth import small_init as small_init
+from jaxinit._src.depth import t_fixup_init as t_fixup_init
+from jaxinit._src.depth import t_fixup_scale as t_fixup_scale
+from jaxinit._src.depth import wang_init as wang_init
+from jaxinit._src.depth import zero_init_rules as zero_init_rules
 from jaxinit._src.describe import Description as Description
 from jaxinit._src.describe import describe as describe
 from jaxinit._src.fans import compute_fans as compute_fans
+from jaxinit._src.fans import einsum_axes as einsum_axes
 from jaxinit._src.gain import gain as gain
 from jaxinit._src.lsuv import LSUVLayer as LSUVLayer
 from jaxinit._src.lsuv import LSUVReport as LSUVReport
@@ -19,6 +37,12 @@ from jaxinit._src.meanfield import critical_point as critical_point
 from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
 from jaxinit._src.meanfield import depth_scales as depth_scales
 from jaxinit._src.meanfield import q_star as q_star
+from jaxinit._src.mup import MuPParam as MuPParam
+from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
+from jaxinit._src.mup import mup_classify as mup_classify
+from jaxinit._src.mup import mup_lr_scale as mup_lr_scale
+from jaxinit._src.mup import mup_output as mup_output
+from jaxinit._src.mup import mup_rules as mup_rules
 from jaxinit._src.orthogonal import delta_orthogonal as delta_orthogonal
 from jaxinit._src.orthogonal import dirac as dirac
 from jaxinit._src.orthogonal import identity as identity
@@ -31,6 +55,7 @@ from jaxinit._src.pretrained.initializer import pretrained as pretrained
 from jaxinit._src.pretrained.merge import LoadWarning as LoadWarning
 from jaxinit._src.pretrained.merge import load_pretrained as load_pretrained
 from jaxinit._src.pretrained.report import LoadReport as LoadReport
+from jaxinit._src.recipes import recipe as recipe
 from jaxinit._src.schemes import constant as constant
 from jaxinit._src.schemes import glorot_normal as glorot_normal
 from jaxinit._src.schemes import glorot_uniform as glorot_uniform
@@ -50,30 +75,10 @@ from jaxinit._src.schemes import variance_scaling as variance_scaling
 from jaxinit._src.schemes import xavier_normal as xavier_normal
 from jaxinit._src.schemes import xavier_uniform as xavier_uniform
 from jaxinit._src.schemes import zeros as zeros
-
-# Parametrizations (issue 6)
-from jaxinit._src.depth import DeepNorm as DeepNorm
-from jaxinit._src.depth import deepnorm_constants as deepnorm_constants
-from jaxinit._src.depth import deepnorm_init as deepnorm_init
-from jaxinit._src.depth import fixup_init as fixup_init
-from jaxinit._src.depth import fixup_scale as fixup_scale
-from jaxinit._src.depth import olmo_init as olmo_init
-from jaxinit._src.depth import residual_normal as residual_normal
-from jaxinit._src.depth import small_init as small_init
-from jaxinit._src.depth import t_fixup_init as t_fixup_init
-from jaxinit._src.depth import t_fixup_scale as t_fixup_scale
-from jaxinit._src.depth import wang_init as wang_init
-from jaxinit._src.depth import zero_init_rules as zero_init_rules
-from jaxinit._src.mup import MuPParam as MuPParam
-from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
-from jaxinit._src.mup import mup_classify as mup_classify
-from jaxinit._src.mup import mup_lr_scale as mup_lr_scale
-from jaxinit._src.mup import mup_output as mup_output
-from jaxinit._src.mup import mup_rules as mup_rules
-from jaxinit._src.recipes import recipe as recipe
 from jaxinit._src.spectral import spectral as spectral
 from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
 from jaxinit._src.spectral import spectral_rules as spectral_rules
+from jaxinit._src.tree import reinit as reinit
 
 __version__ = "0.1.0"
 
@@ -107,6 +112,12 @@ __all__ = [
     "identity",
     "dirac",
     "sparse",
+    # Composition: combinators and tree surgery
+    "scaled",
+    "stacked",
+    "blocks",
+    "einsum_axes",
+    "reinit",
     # Pretrained
     "open_weights",
     "Weights",

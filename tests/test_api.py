@@ -63,6 +63,8 @@ DATA_DEPENDENT = {
     "critical_point",
     "depth_scales",
 }
+# DESIGN.md section 2, "Combinators" and "Tree tools" (issue 3).
+COMPOSITION = {"scaled", "stacked", "blocks", "einsum_axes", "reinit"}
 PARAMETRIZATIONS = {
     "mup_classify",
     "MuPParam",
@@ -87,7 +89,7 @@ PARAMETRIZATIONS = {
     "zero_init_rules",
     "recipe",
 }
-DOCUMENTED = CORE | PRETRAINED | DATA_DEPENDENT | PARAMETRIZATIONS
+DOCUMENTED = CORE | COMPOSITION | PRETRAINED | DATA_DEPENDENT | PARAMETRIZATIONS
 # Result types, warnings and errors: a docstring, but nothing to run on their own.
 NO_EXAMPLE = {
     "Initializer",

@@ -95,20 +95,8 @@ class BasicBlock(nn.Module):
         return y
 
 
-def _branch_outputs(block, params, x):
-    return block.apply(params, x)
-
-
 def _reinit_by_rules(params, rules, key):
-    """Applies (regex, init) rules to a linen variables dict, first full match wins."""
-    def visit(path, leaf):
-        name = "/".join(str(getattr(e, "key", e)) for e in path)
-        for i, (pattern, init) in enumerate(rules):
-            if re.fullmatch(pattern, name):
-                return init(jax.random.fold_in(key, i), leaf.shape, leaf.dtype)
-        return leaf
-
-    return jax.tree_util.tree_map_with_path(visit, params)
+    return jaxinit.reinit(params, key, rules)
 
 
 def test_zero_gamma_branch_outputs_zero():
@@ -154,12 +142,8 @@ def test_rezero_layer_is_identity_at_init():
     layer = ReZeroLayer(16, nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(0), (4, 16))
     assert float(jnp.abs(layer(x) - x).max()) > 0
-    (pattern, init), = jaxinit.zero_init_rules(r"(.*/)?rezero_alpha")
-    state = nnx.state(layer, nnx.Param)
-    assert re.fullmatch(pattern, "rezero_alpha")
-    layer.rezero_alpha.set_value(init(jax.random.key(1), (), jnp.float32))
+    jaxinit.reinit(layer, jax.random.key(1), jaxinit.zero_init_rules(r"(.*/)?rezero_alpha"))
     np.testing.assert_array_equal(layer(x), x)
-    assert "rezero_alpha" in state
 
 
 def test_zero_init_rules_errors():
@@ -249,3 +233,23 @@ def test_mup_recipe_and_errors():
         jaxinit.recipe("mup", params)
     with pytest.raises(TypeError, match="unexpected options"):
         jaxinit.recipe("gpt2", params, n_layer=3)
+
+
+def test_recipes_through_reinit_and_torch_default():
+    params = _params()
+    new = jaxinit.reinit(params, jax.random.key(1), jaxinit.recipe("gpt2", params))
+    w = new["params"]["Block_2"]["fc2"]["kernel"]
+    # 128 * 32 normal samples: the sample std within 5 s.e. of 0.02 / sqrt(6).
+    assert abs(float(w.std()) / (0.02 / math.sqrt(6)) - 1) < 5 / math.sqrt(2 * w.size)
+    torch_rules = jaxinit.recipe("torch_default", params)
+    assert torch_rules == tuple(jaxinit.torch.default_rules())
+    jaxinit.reinit(params, jax.random.key(1), torch_rules, strict=False)
+
+
+def test_t_fixup_embedding_with_scaled():
+    init = jaxinit.scaled(jaxinit.normal(32**-0.5), jaxinit.t_fixup_scale(6, "decoder"))
+    emb = nn.Embed(100, 32)
+    params = emb.init(jax.random.key(0), jnp.zeros((1,), jnp.int32))
+    params = jaxinit.reinit(params, jax.random.key(1), [(r".*/embedding", init)])
+    assert math.isclose(jaxinit.describe(init, (100, 32)).std, 32**-0.5 * (54) ** -0.25)
+    assert params["params"]["embedding"].shape == (100, 32)

@@ -3,7 +3,6 @@ learning-rate multipliers, and the two acceptance experiments on digits (coordin
 learning-rate transfer)."""
 
 import math
-import re
 
 import flax.linen as nn
 import jax
@@ -231,17 +230,8 @@ def setup(width, param):
         )
         scale = jaxinit.mup_lr_scale(abstract, {width: BASE})
         make_tx = lambda lr: optax.chain(optax.adam(lr), scale)
-    rules = dict(rules)
-
     def init(key):
-        params = model.init(key, X[:1])
-        p = params["params"]
-        for i, name in enumerate(("Dense_0", "Dense_1", "Dense_2")):
-            path = f"params/{name}/kernel"
-            init_fn = next(v for k, v in rules.items() if re.fullmatch(k, path))
-            kernel = p[name]["kernel"]
-            p[name]["kernel"] = init_fn(jax.random.fold_in(key, i), kernel.shape, kernel.dtype)
-        return params
+        return jaxinit.reinit(model.init(key, X[:1]), key, rules)
 
     return model, init, make_tx
 
@@ -290,7 +280,7 @@ def slopes(param, steps=10, lr=2.0**-8, seeds=2):
         train(w, param, [lr] * seeds, keys, steps, probe=True).mean(axis=0) for w in WIDTHS
     ])  # (widths, steps, layers)
     logw = np.log(WIDTHS)
-    return np.array([[np.polyfit(logw, np.log(acts[:, t, l]), 1)[0] for l in range(3)]
+    return np.array([[np.polyfit(logw, np.log(acts[:, t, k]), 1)[0] for k in range(3)]
                      for t in range(steps)])
 
 
@@ -324,3 +314,19 @@ def test_learning_rate_transfer():
     print("best log2 learning rate:", best)
     assert abs(best["mup", 2048] - best["mup", 128]) <= 1, best
     assert best["sp", 128] - best["sp", 2048] >= 2, best
+
+
+def test_mup_rules_through_reinit_nnx_module():
+    class MLP(nnx.Module):
+        def __init__(self, w, rngs):
+            self.l1 = nnx.Linear(64, w, rngs=rngs)
+            self.l2 = nnx.Linear(w, 10, rngs=rngs)
+
+    model = MLP(1024, nnx.Rngs(0))
+    base = nnx.eval_shape(lambda: MLP(BASE, nnx.Rngs(0)))
+    rules = jaxinit.mup_rules(model, base, output_scale=0.0)
+    jaxinit.reinit(model, jax.random.key(1), rules)
+    assert np.all(np.asarray(model.l2.kernel.get_value()) == 0)
+    spec = jaxinit.reinit(model, jax.random.key(2), jaxinit.spectral_rules(model))
+    s = jnp.linalg.svd(spec.l1.kernel.get_value(), compute_uv=False)
+    np.testing.assert_allclose(s, 4.0, rtol=1e-4)   # sqrt(1024 / 64)

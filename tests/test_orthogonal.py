@@ -22,6 +22,8 @@ GRAM_ATOL = {
     jnp.bfloat16: 2 * 2.0**-8,
     jnp.float16: 2 * 2.0**-11,
 }
+# Full float32 convolutions: GPUs would otherwise use TF32 (10-bit mantissa) by default.
+HIGHEST = jax.lax.Precision.HIGHEST
 ORTHO_SHAPES = [(128, 128), (256, 64), (64, 256), (3, 3, 32, 64), (5, 40, 24)]
 
 
@@ -95,7 +97,7 @@ def test_delta_orthogonal_conv_is_an_isometry():
     x = jax.random.normal(make_key(6), (2, 16, 16, 8))
     padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
     y = jax.lax.conv_general_dilated(
-        padded, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        padded, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=HIGHEST
     )
     np.testing.assert_allclose(jnp.linalg.norm(y), jnp.linalg.norm(x), rtol=1e-5)
 
@@ -114,7 +116,9 @@ def test_dirac_copies_the_input(kernel):
     spatial = "DHW"[-len(kernel) :]
     x = jax.random.normal(make_key(1), (2, *(9,) * len(kernel), channels))
     dn = (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
-    y = jax.lax.conv_general_dilated(x, w, (1,) * len(kernel), "SAME", dimension_numbers=dn)
+    y = jax.lax.conv_general_dilated(
+        x, w, (1,) * len(kernel), "SAME", dimension_numbers=dn, precision=HIGHEST
+    )
     np.testing.assert_allclose(y, x, atol=1e-6)
 
 

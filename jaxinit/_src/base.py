@@ -41,14 +41,12 @@ def normalize_dtype(name: str, dtype: DTypeLike | None) -> np.dtype | None:
         raise TypeError(f"{name}: dtype={dtype!r} is not a dtype") from None
 
 
-def check_dtype(name: str, dtype: np.dtype | None, *, kinds: str = "fc") -> np.dtype:
-    """Resolves `dtype` (None means the default float dtype at call time) and checks its kind.
+def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
+    """Checks `dtype`'s kind and canonicalizes it (float64 is float32 unless x64 is on).
 
     `kinds` uses NumPy's kind letters ('f' float, 'c' complex, 'i'/'u' integer, 'b' bool);
     bfloat16 and the float8 types report kind 'V' in NumPy and count as floats here.
     """
-    if dtype is None:
-        return default_float_dtype()
     kind = "f" if jax.dtypes.issubdtype(dtype, np.floating) else dtype.kind
     if kind not in kinds:
         wanted = {"f": "floating", "c": "complex", "i": "integer", "u": "unsigned", "b": "bool"}
@@ -172,14 +170,46 @@ class InitializerBase:
         shape = check_shape(self.name, shape, self.min_rank)
         if dtype is None:
             dtype = getattr(self, "dtype", None)
-        resolved = check_dtype(self.name, normalize_dtype(self.name, dtype), kinds=self.kinds)
-        self.check(shape, resolved)
+        requested = normalize_dtype(self.name, dtype) or default_float_dtype()
         check_key(self.name, key)
-        sharding = resolve_sharding(self.name, out_sharding)
         if isinstance(key, jax.core.Tracer):
-            out = self.generate(key, shape, resolved)
-            return out if sharding is None else jax.lax.with_sharding_constraint(out, sharding)
-        return compiled(self, shape, resolved, sharding)(key)
+            return self._traced(key, shape, self.resolve(shape, requested), out_sharding)
+        sharding = resolve_sharding(self.name, out_sharding)
+        return compiled(self, shape, requested, sharding)(key)
+
+    def resolve(self, shape: Shape, dtype: np.dtype) -> np.dtype:
+        """Checks `dtype` and `shape` against this configuration; the dtype to generate."""
+        resolved = check_dtype(self.name, dtype, kinds=self.kinds)
+        self.check(shape, resolved)
+        return resolved
+
+    def _traced(
+        self, key: jax.Array, shape: Shape, dtype: np.dtype, out_sharding: OutSharding
+    ) -> jax.Array:
+        """Under a trace (jit, vmap, eval_shape): sample inline, then place the result.
+
+        ``with_sharding_constraint`` only accepts Auto mesh axes, and ``jax.get_mesh``
+        fails inside jit, so the placement depends on the mesh set by ``jax.set_mesh``:
+        Explicit axes are resharded, Auto axes constrained; with no mesh set, a
+        NamedSharding goes through the same jitted executable as an eager call, whose
+        ``out_shardings`` accept either kind of axis.
+        """
+        if out_sharding is None:
+            return self.generate(key, shape, dtype)
+        if not isinstance(out_sharding, Sharding | PartitionSpec):
+            resolve_sharding(self.name, out_sharding)  # raises the TypeError
+        context = jax.sharding.get_abstract_mesh()
+        if not context.empty:
+            out = self.generate(key, shape, dtype)
+            if any(t == jax.sharding.AxisType.Explicit for t in context.axis_types):
+                return jax.sharding.reshard(out, out_sharding)
+            return jax.lax.with_sharding_constraint(out, out_sharding)
+        if isinstance(out_sharding, PartitionSpec):
+            raise ValueError(
+                f"{self.name}: out_sharding={out_sharding} is a PartitionSpec but no mesh is "
+                "set; pass a NamedSharding or use `with jax.set_mesh(mesh):`"
+            )
+        return compiled(self, shape, dtype, out_sharding)(key)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         """Raises ValueError for a shape this configuration cannot fill."""
@@ -196,7 +226,9 @@ class InitializerBase:
 def compiled(
     init: InitializerBase, shape: Shape, dtype: np.dtype, sharding: Sharding | None
 ) -> Any:
-    """One jitted executable per (configuration, shape, dtype, sharding)."""
-    return jax.jit(
-        functools.partial(init.generate, shape=shape, dtype=dtype), out_shardings=sharding
-    )
+    """One jitted executable per (configuration, shape, dtype, sharding).
+
+    The configuration's checks run once, on the miss; a hit costs a dict lookup.
+    """
+    generate = functools.partial(init.generate, shape=shape, dtype=init.resolve(shape, dtype))
+    return jax.jit(generate, out_shardings=sharding)

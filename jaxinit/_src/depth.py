@@ -525,8 +525,9 @@ def zero_init_rules(*patterns: str) -> tuple[tuple[str, Any], ...]:
 
     Example:
       >>> import jaxinit
-      >>> jaxinit.zero_init_rules(r".*/rezero_alpha", r".*Block_\\d+/BatchNorm_1/scale")
-      (('.*/rezero_alpha', _Zeros(value=0, dtype=None)), ('.*Block_\\\\d+/BatchNorm_1/scale', _Zeros(value=0, dtype=None)))
+      >>> rules = jaxinit.zero_init_rules(r".*/rezero_alpha", r".*/BatchNorm_1/scale")
+      >>> [pattern for pattern, _ in rules], rules[0][1] is jaxinit.zeros
+      (['.*/rezero_alpha', '.*/BatchNorm_1/scale'], True)
 
     References:
       Bachlechner et al. (2020), ReZero is All You Need, https://arxiv.org/abs/2003.04887;

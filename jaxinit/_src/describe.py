@@ -8,7 +8,7 @@ from typing import Any
 
 from jax.typing import DTypeLike
 
-from jaxinit._src.base import InitializerBase, check_dtype, check_shape, normalize_dtype
+from jaxinit._src.base import InitializerBase, check_shape, default_float_dtype, normalize_dtype
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +70,7 @@ def describe(
     shape = check_shape(init.name, shape, init.min_rank)
     if dtype is None:
         dtype = getattr(init, "dtype", None)
-    resolved = check_dtype(init.name, normalize_dtype(init.name, dtype), kinds=init.kinds)
-    init.check(shape, resolved)
+    resolved = init.resolve(shape, normalize_dtype(init.name, dtype) or default_float_dtype())
     stats = init.stats(shape, resolved)
     return Description(
         initializer=repr(init),

@@ -170,7 +170,7 @@ def _compile_axes(name: str, axes: Any) -> list[tuple[re.Pattern[str], tuple[Axe
     if axes is None:
         axes = DEFAULT_AXES
     items = list(axes.items()) if isinstance(axes, Mapping) else list(axes)
-    out = []
+    out: list[tuple[re.Pattern[str], tuple[Axes, Axes]]] = []
     for i, item in enumerate(items):
         try:
             pattern, (in_axis, out_axis) = item
@@ -213,12 +213,13 @@ def _classify_one(
         )
     in_inf = any(infinite[a] for a in ins)
     out_inf = any(infinite[a] for a in outs)
-    kind = {
+    kinds: dict[tuple[bool, bool], Kind] = {
         (True, True): "hidden",
         (False, True): "input",
         (True, False): "output",
         (False, False): "finite",
-    }[(in_inf, out_inf)]
+    }
+    kind = kinds[(in_inf, out_inf)]
     return MuPParam(
         kind, shape, bshape, in_axis, out_axis, fan_in, fan_out, base_fan_in, base_fan_out
     )
@@ -237,7 +238,8 @@ def mup_classify(
     base width) and ``delta`` (the same model at any other width; default ``params``),
     or, for a width map ``{width: base_width}``, when its size is one of the widths.
     Giving ``delta`` (or a width map) keeps the classes when ``params`` *is* at the base
-    width, so the base model itself gets the muP readout. For a kernel with input axes ``in_axis`` and output axes
+    width, so the base model itself gets the muP readout. For a kernel with input axes
+    ``in_axis`` and output axes
     ``out_axis`` (default: Flax's (..., in, out), attention kernels by :data:`DEFAULT_AXES`):
 
     * inputs and outputs infinite: ``"hidden"``;
@@ -264,8 +266,9 @@ def mup_classify(
       >>> mlp = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(w), nn.relu, nn.Dense(10)])
       >>> params = mlp(1024).init(jax.random.key(0), jnp.ones((1, 64)))
       >>> base = jax.eval_shape(mlp(128).init, jax.random.key(0), jnp.ones((1, 64)))
-      >>> {p: c.kind for p, c in jaxinit.mup_classify(params, base).items() if "kernel" in p}
-      {'params/layers_0/kernel': 'input', 'params/layers_2/kernel': 'hidden', 'params/layers_4/kernel': 'output'}
+      >>> kinds = jaxinit.mup_classify(params, base)
+      >>> [kinds[f"params/layers_{i}/kernel"].kind for i in (0, 2, 4)]
+      ['input', 'hidden', 'output']
 
     References:
       Yang et al. (2021), Tensor Programs V: Tuning Large Neural Networks via Zero-Shot
@@ -531,10 +534,11 @@ def mup_lr_scale(
       >>> import jax, jax.numpy as jnp, flax.linen as nn, optax, jaxinit
       >>> mlp = lambda w: nn.Sequential([nn.Dense(w), nn.relu, nn.Dense(w), nn.relu, nn.Dense(10)])
       >>> params = mlp(1024).init(jax.random.key(0), jnp.ones((1, 64)))
-      >>> tx = optax.chain(optax.sgd(1e-3), jaxinit.mup_lr_scale(params, {1024: 128}, optimizer="sgd"))
+      >>> scale = jaxinit.mup_lr_scale(params, {1024: 128}, optimizer="sgd")
+      >>> tx = optax.chain(optax.sgd(1e-3), scale)
       >>> grads = jax.tree.map(jnp.ones_like, params)
       >>> updates, _ = tx.update(grads, tx.init(params), params)
-      >>> float(updates["params"]["layers_4"]["kernel"][0, 0])   # readout: -1e-3 * 128 / 1024
+      >>> round(float(updates["params"]["layers_4"]["kernel"][0, 0]), 9)  # -1e-3 * 128 / 1024
       -0.000125
 
     References:

@@ -101,20 +101,11 @@ def orthogonal(
 
 
 @dataclasses.dataclass(frozen=True)
-class DeltaOrthogonal(InitializerBase):
+class DeltaOrthogonal(Orthogonal):
     """A conv kernel that is zero except for an orthogonal centre tap."""
 
-    scale: float = 1.0
-    column_axis: int = -1
-    dtype: DTypeLike | None = None
     name = "delta_orthogonal"
     min_rank = 3
-    kinds = "fc"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "scale", check_scalar(self.name, "scale", self.scale))
-        object.__setattr__(self, "column_axis", operator.index(self.column_axis))
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         if len(shape) > 5:
@@ -132,7 +123,7 @@ class DeltaOrthogonal(InitializerBase):
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         centre = tuple(k // 2 for k in shape[:-2])
-        tap = Orthogonal(self.scale, self.column_axis).generate(key, shape[-2:], dtype)
+        tap = super().generate(key, shape[-2:], dtype)
         return jnp.zeros(shape, dtype).at[centre].set(tap)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:

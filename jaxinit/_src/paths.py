@@ -2,7 +2,8 @@
 
 A path joins the entries of a leaf's JAX key path with '/': ``params/Dense_0/kernel``
 for linen variables, ``layers/0/kernel`` for an nnx module or ``nnx.State`` (Variables
-are unboxed, so the path does not end in ``/value``). The same strings are produced for
+are unboxed, so the path does not end in ``/value``), exactly as ``jaxinit.reinit``
+matches them (:func:`jaxinit._src.tree.path_str`). The same strings are produced for
 parameters, gradients and optimizer updates of the same model.
 """
 
@@ -15,17 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-
-def _entry(entry: Any) -> str:
-    for attr in ("key", "name", "idx"):
-        if hasattr(entry, attr):
-            return str(getattr(entry, attr))
-    return str(entry)
-
-
-def path_str(keypath: Any) -> str:
-    """A JAX key path as a '/'-joined string, e.g. ``params/Dense_0/kernel``."""
-    return "/".join(_entry(e) for e in keypath)
+from jaxinit._src.tree import path_str
 
 
 def _flax_boxes() -> tuple[Any, ...]:

@@ -80,7 +80,7 @@ class Spectral(InitializerBase):
         perm, rows, cols, factor = self.view(shape)
         q = Orthogonal(factor, -1).generate(key, (rows, cols), dtype)
         q = q.reshape(tuple(shape[a] for a in perm))
-        return jnp.transpose(q, np.argsort(perm))
+        return jnp.transpose(q, tuple(int(a) for a in np.argsort(perm)))
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         _, rows, cols, factor = self.view(shape)

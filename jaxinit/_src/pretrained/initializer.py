@@ -17,6 +17,7 @@ from jaxinit._src.base import (
     check_dtype,
     check_key,
     check_shape,
+    default_float_dtype,
     normalize_dtype,
     resolve_sharding,
 )
@@ -52,8 +53,9 @@ def cast(where: str, array: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, Ca
     if array.dtype == dtype:
         return array, None
     if array.dtype.kind == "c" and dtype.kind != "c":
-        raise TypeError(f"{where}: casting complex {array.dtype} to {dtype} would drop the "
-                        "imaginary part")
+        raise TypeError(
+            f"{where}: casting complex {array.dtype} to {dtype} would drop the imaginary part"
+        )
     if is_inexact(array.dtype) and not is_inexact(dtype):
         raise TypeError(f"{where}: casting {array.dtype} weights to {dtype} would truncate them")
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
@@ -82,8 +84,8 @@ def cast(where: str, array: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, Ca
 def resolve_dtype(name: str, stored: np.dtype, dtype: DTypeLike | None) -> np.dtype:
     """`dtype`, or for None the default float dtype (float weights) or the stored dtype."""
     if dtype is None:
-        return check_dtype(name, None) if is_inexact(stored) else stored
-    return check_dtype(name, normalize_dtype(name, dtype), kinds="fciub")
+        return default_float_dtype() if is_inexact(stored) else stored
+    return check_dtype(name, normalize_dtype(name, dtype) or default_float_dtype(), kinds="fciub")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +204,8 @@ def pretrained(
     else:
         if name is None:
             raise TypeError("pretrained: name= (the checkpoint key) is required for a checkpoint")
-        weights = open_weights(source_or_array, format=format, trusted=trusted,
-                               allow_nonfinite=allow_nonfinite)
+        weights = open_weights(
+            source_or_array, format=format, trusted=trusted, allow_nonfinite=allow_nonfinite
+        )
     weights.spec(name)  # a missing key fails now, not at init time
     return Pretrained(weights, name, transform)
