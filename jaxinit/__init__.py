@@ -10,6 +10,20 @@ from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import scaled as scaled
 from jaxinit._src.combinators import stacked as stacked
+
+# Parametrizations (issue 6)
+from jaxinit._src.depth import DeepNorm as DeepNorm
+from jaxinit._src.depth import deepnorm_constants as deepnorm_constants
+from jaxinit._src.depth import deepnorm_init as deepnorm_init
+from jaxinit._src.depth import fixup_init as fixup_init
+from jaxinit._src.depth import fixup_scale as fixup_scale
+from jaxinit._src.depth import olmo_init as olmo_init
+from jaxinit._src.depth import residual_normal as residual_normal
+from jaxinit._src.depth import small_init as small_init
+from jaxinit._src.depth import t_fixup_init as t_fixup_init
+from jaxinit._src.depth import t_fixup_scale as t_fixup_scale
+from jaxinit._src.depth import wang_init as wang_init
+from jaxinit._src.depth import zero_init_rules as zero_init_rules
 from jaxinit._src.describe import Description as Description
 from jaxinit._src.describe import describe as describe
 from jaxinit._src.fans import compute_fans as compute_fans
@@ -23,6 +37,12 @@ from jaxinit._src.meanfield import critical_point as critical_point
 from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
 from jaxinit._src.meanfield import depth_scales as depth_scales
 from jaxinit._src.meanfield import q_star as q_star
+from jaxinit._src.mup import MuPParam as MuPParam
+from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
+from jaxinit._src.mup import mup_classify as mup_classify
+from jaxinit._src.mup import mup_lr_scale as mup_lr_scale
+from jaxinit._src.mup import mup_output as mup_output
+from jaxinit._src.mup import mup_rules as mup_rules
 from jaxinit._src.orthogonal import delta_orthogonal as delta_orthogonal
 from jaxinit._src.orthogonal import dirac as dirac
 from jaxinit._src.orthogonal import identity as identity
@@ -35,6 +55,7 @@ from jaxinit._src.pretrained.initializer import pretrained as pretrained
 from jaxinit._src.pretrained.merge import LoadWarning as LoadWarning
 from jaxinit._src.pretrained.merge import load_pretrained as load_pretrained
 from jaxinit._src.pretrained.report import LoadReport as LoadReport
+from jaxinit._src.recipes import recipe as recipe
 from jaxinit._src.schemes import constant as constant
 from jaxinit._src.schemes import glorot_normal as glorot_normal
 from jaxinit._src.schemes import glorot_uniform as glorot_uniform
@@ -54,6 +75,9 @@ from jaxinit._src.schemes import variance_scaling as variance_scaling
 from jaxinit._src.schemes import xavier_normal as xavier_normal
 from jaxinit._src.schemes import xavier_uniform as xavier_uniform
 from jaxinit._src.schemes import zeros as zeros
+from jaxinit._src.spectral import spectral as spectral
+from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
+from jaxinit._src.spectral import spectral_rules as spectral_rules
 from jaxinit._src.tree import reinit as reinit
 
 __version__ = "0.1.0"
@@ -114,4 +138,27 @@ __all__ = [
     "critical_weight_std",
     "critical_point",
     "depth_scales",
+    # Parametrizations (issue 6)
+    "mup_classify",
+    "MuPParam",
+    "mup_rules",
+    "mup_output",
+    "mup_lr_scale",
+    "mup_attention_scale",
+    "spectral",
+    "spectral_rules",
+    "spectral_lr_scale",
+    "residual_normal",
+    "small_init",
+    "wang_init",
+    "olmo_init",
+    "fixup_scale",
+    "fixup_init",
+    "t_fixup_scale",
+    "t_fixup_init",
+    "deepnorm_constants",
+    "DeepNorm",
+    "deepnorm_init",
+    "zero_init_rules",
+    "recipe",
 ]

@@ -65,7 +65,31 @@ DATA_DEPENDENT = {
 }
 # DESIGN.md section 2, "Combinators" and "Tree tools" (issue 3).
 COMPOSITION = {"scaled", "stacked", "blocks", "einsum_axes", "reinit"}
-DOCUMENTED = CORE | COMPOSITION | PRETRAINED | DATA_DEPENDENT
+PARAMETRIZATIONS = {
+    "mup_classify",
+    "MuPParam",
+    "mup_rules",
+    "mup_output",
+    "mup_lr_scale",
+    "mup_attention_scale",
+    "spectral",
+    "spectral_rules",
+    "spectral_lr_scale",
+    "residual_normal",
+    "small_init",
+    "wang_init",
+    "olmo_init",
+    "fixup_scale",
+    "fixup_init",
+    "t_fixup_scale",
+    "t_fixup_init",
+    "deepnorm_constants",
+    "DeepNorm",
+    "deepnorm_init",
+    "zero_init_rules",
+    "recipe",
+}
+DOCUMENTED = CORE | COMPOSITION | PRETRAINED | DATA_DEPENDENT | PARAMETRIZATIONS
 # Result types, warnings and errors: a docstring, but nothing to run on their own.
 NO_EXAMPLE = {
     "Initializer",
@@ -77,6 +101,8 @@ NO_EXAMPLE = {
     "LSUVLayer",
     "LSUVReport",
     "Weights",
+    "MuPParam",
+    "DeepNorm",
 }
 
 
