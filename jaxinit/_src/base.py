@@ -222,6 +222,27 @@ class InitializerBase:
         raise NotImplementedError(f"{type(self).__name__} does not describe itself")
 
 
+@dataclasses.dataclass(frozen=True)
+class ShapeDependent(InitializerBase):
+    """An initializer that is another jaxinit scheme once the shape is known.
+
+    Subclasses implement :meth:`scheme` (e.g. a variance scaling whose scale depends on
+    fan_in); checks, sampling and statistics are the scheme's own.
+    """
+
+    def scheme(self, shape: Shape) -> InitializerBase:
+        raise NotImplementedError
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        self.scheme(shape).check(shape, dtype)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        return self.scheme(shape).generate(key, shape, dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        return self.scheme(shape).stats(shape, dtype)
+
+
 @functools.lru_cache(maxsize=4096)
 def compiled(
     init: InitializerBase, shape: Shape, dtype: np.dtype, sharding: Sharding | None

@@ -20,14 +20,13 @@ import math
 import re
 from typing import Any, Literal, NamedTuple
 
-import jax
 import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src.base import (
     Axes,
-    InitializerBase,
     Shape,
+    ShapeDependent,
     check_choice,
     check_scalar,
     normalize_axes,
@@ -144,7 +143,7 @@ def wang_init(d_model: int, n_layers: int) -> Normal:
 
 
 @dataclasses.dataclass(frozen=True)
-class OLMoInit(InitializerBase):
+class OLMoInit(ShapeDependent):
     """OLMo's "mitchell" truncated normal (see :func:`olmo_init`)."""
 
     layer: int | None = None
@@ -177,15 +176,6 @@ class OLMoInit(InitializerBase):
     def scheme(self, shape: Shape) -> TruncatedNormal:
         # torch.nn.init.trunc_normal_(std=s, a=-3s, b=3s): bounds in units of s.
         return TruncatedNormal(self.std(shape), None, -3.0, 3.0)
-
-    def check(self, shape: Shape, dtype: np.dtype) -> None:
-        self.std(shape)
-
-    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
-        return self.scheme(shape).generate(key, shape, dtype)
-
-    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        return self.scheme(shape).stats(shape, dtype)
 
 
 def olmo_init(
@@ -346,7 +336,7 @@ def t_fixup_scale(n_layers: int, part: Literal["encoder", "decoder"]) -> float:
     name = "t_fixup_scale"
     n = _positive_int(name, "n_layers", n_layers)
     check_choice(name, "part", part, ("encoder", "decoder"))
-    return 0.67 * n ** -0.25 if part == "encoder" else (9 * n) ** -0.25
+    return 0.67 * n**-0.25 if part == "encoder" else (9 * n) ** -0.25
 
 
 def t_fixup_init(

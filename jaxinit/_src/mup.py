@@ -31,15 +31,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
-import jax
 import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src import paths as _paths
 from jaxinit._src.base import (
     Axes,
-    InitializerBase,
     Shape,
+    ShapeDependent,
     check_choice,
     check_scalar,
     normalize_axes,
@@ -293,7 +292,7 @@ def mup_classify(
 
 
 @dataclasses.dataclass(frozen=True)
-class MuPOutput(InitializerBase):
+class MuPOutput(ShapeDependent):
     """Var = scale * base_fan_in / fan_in^2 (see :func:`mup_output`)."""
 
     base_fan_in: int | None = None
@@ -333,15 +332,6 @@ class MuPOutput(InitializerBase):
             self.scale * base / fan_in, "fan_in", self.distribution,
             self.in_axis, self.out_axis, self.batch_axis,
         )
-
-    def check(self, shape: Shape, dtype: np.dtype) -> None:
-        self.scheme(shape)
-
-    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
-        return self.scheme(shape).generate(key, shape, dtype)
-
-    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        return self.scheme(shape).stats(shape, dtype)
 
 
 def mup_output(

@@ -16,24 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src.tree import path_str
-
-
-def _flax_boxes() -> tuple[Any, ...]:
-    if "flax" not in sys.modules:
-        return ()
-    from flax import nnx
-    from flax.core import meta
-
-    return (nnx.Variable, meta.AxisMetadata)
-
-
-def _unbox(leaf: Any, boxes: tuple[Any, ...]) -> Any:
-    if boxes and isinstance(leaf, boxes[0]):
-        return leaf.get_value()
-    if boxes and isinstance(leaf, boxes[1]):
-        return leaf.unbox()
-    return leaf
+from jaxinit._src.tree import _flax_types, _unbox, path_str
 
 
 def is_float_array(value: Any) -> bool:
@@ -60,7 +43,7 @@ def as_tree(tree: Any) -> Any:
 def float_leaves(name: str, arg: str, tree: Any) -> dict[str, Any]:
     """``{path: array}`` for the float leaves of ``tree`` (linen dict, nnx module/State, pytree)."""
     tree = as_tree(tree)
-    boxes = _flax_boxes()
+    boxes = _flax_types()
     is_leaf: Callable[[Any], bool] | None = (lambda x: isinstance(x, boxes)) if boxes else None
     flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)
     out = {}
@@ -75,7 +58,7 @@ def float_leaves(name: str, arg: str, tree: Any) -> dict[str, Any]:
 
 def map_with_paths(fn: Callable[[str, Any], Any], tree: Any) -> Any:
     """``tree`` with each float leaf replaced by ``fn(path, leaf)`` (Variables unboxed)."""
-    boxes = _flax_boxes()
+    boxes = _flax_types()
     is_leaf: Callable[[Any], bool] | None = (lambda x: isinstance(x, boxes)) if boxes else None
 
     def visit(keypath: Any, leaf: Any) -> Any:
