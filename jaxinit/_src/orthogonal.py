@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src import sampling
+from jaxinit._src import sampling, threefry
 from jaxinit._src.base import InitializerBase, Shape, check_choice, check_scalar
 
 Method = Literal["qr", "cholesky_qr2"]
@@ -61,6 +61,7 @@ class Orthogonal(InitializerBase):
         # QR in float32 (float64 / complex for wide types): bfloat16 and float16 have no
         # QR, and their rounding would break orthogonality long before the cast does.
         sample = sampling.sample_dtype(dtype)
+        key = threefry.fusible(key)  # the same Gaussian draw, fused
         if self.method == "qr":
             q = jax.random.orthogonal(key, n_rows, (), sample, n_cols)
         else:
