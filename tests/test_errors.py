@@ -26,6 +26,12 @@ BAD_CALLS = [
     ("float dimension", lambda: jaxinit.normal()(KEY, (2.5, 3)), TypeError, "shape"),
     ("shape not a sequence", lambda: jaxinit.normal()(KEY, "ab"), TypeError, "shape"),
     (
+        "orthogonal unknown method",
+        lambda: jaxinit.orthogonal(method="svd"),
+        ValueError,
+        "method='svd'",
+    ),
+    (
         "orthogonal on rank 1",
         lambda: jaxinit.orthogonal()(KEY, (8,)),
         ValueError,

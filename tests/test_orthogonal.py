@@ -152,3 +152,75 @@ def test_constants():
     w = jaxinit.constant(-7.5)(key, (2, 2), jnp.bfloat16)
     assert w.dtype == jnp.bfloat16 and (np.asarray(w, np.float32) == -7.5).all()
     assert jaxinit.constant(1 + 2j)(key, (3,), jnp.complex64).tolist() == [1 + 2j] * 3
+
+
+# --- method="cholesky_qr2" ---------------------------------------------------------------
+
+FAST = jaxinit.orthogonal(method="cholesky_qr2")
+# Each case compiles its own program (CholeskyQR2 and the Householder fallback): a few
+# cases cover tall, wide, square, rank-4 and every sampling precision.
+FAST_CASES = [
+    ((256, 64), jnp.float32),
+    ((64, 256), jnp.complex64),
+    ((3, 3, 32, 64), jnp.bfloat16),
+    ((128, 128), jnp.float64),
+]
+
+
+@pytest.mark.parametrize(("shape", "dtype"), FAST_CASES, ids=str)
+def test_cholesky_qr2_gram_is_identity(shape, dtype):
+    with jax.enable_x64(dtype == jnp.float64):
+        w = FAST(make_key(0), shape, dtype)
+        assert w.shape == shape and w.dtype == dtype
+        assert gram_error(w) <= GRAM_ATOL[dtype]
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (2048, 256)], ids=str)
+def test_cholesky_qr2_orthogonal_at_size_in_float32(shape):
+    """Large float32 draws: as orthonormal as Householder QR's, whichever branch ran."""
+    w = FAST(make_key(7), shape)
+    assert gram_error(w) <= GRAM_ATOL[jnp.float32]
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((96, 96), jnp.float32), ((40, 200), jnp.float32), ((200, 40), jnp.complex64)],
+    ids=str,
+)
+def test_cholesky_qr2_is_the_householder_matrix_up_to_rounding(shape, dtype):
+    """The same Gaussian draw and, in exact arithmetic, the same Q (R's diagonal positive
+    in both): the two methods differ by float32 rounding only, not by signs or rotations."""
+    a = jaxinit.orthogonal()(make_key(8), shape, dtype)
+    b = FAST(make_key(8), shape, dtype)
+    assert np.abs(np.asarray(a) - np.asarray(b)).max() < 1e-4
+
+
+def test_cholesky_qr2_is_haar_distributed():
+    """The trace and entry tests of test_orthogonal_is_haar_distributed, for the fast method."""
+    n, draws = 8, 4000
+    keys = jax.random.split(jax.random.key(12), draws)
+    q = jax.vmap(lambda k: FAST(k, (n, n)))(keys)
+    traces = np.asarray(jnp.trace(q, axis1=1, axis2=2), np.float64)
+    assert abs(traces.mean()) < 5 / math.sqrt(draws)
+    assert abs(traces.var() - 1) < 5 * math.sqrt(2 / draws)
+    assert_ks(np.asarray(q[:, 0, 0], np.float64) ** 2, scipy.stats.beta(0.5, (n - 1) / 2))
+
+
+def test_cholesky_qr2_flags_ill_conditioned_draws():
+    from jaxinit._src.orthogonal import cholesky_qr2
+
+    z = jax.random.normal(make_key(9), (64, 8))
+    nearly_dependent = z.at[:, 1].set(z[:, 0] + 1e-6 * z[:, 1])  # cond ~ 1e6 > 1/sqrt(eps)
+    ok = jax.jit(jax.vmap(lambda a: cholesky_qr2(a)[1]))(jnp.stack([z, nearly_dependent]))
+    assert ok.tolist() == [True, False]
+
+
+def test_cholesky_qr2_falls_back_to_householder(monkeypatch):
+    """With a tolerance no draw meets, every draw takes the Householder branch, which is
+    then exactly the default method's computation."""
+    from jaxinit._src import orthogonal as module
+
+    monkeypatch.setattr(module, "CHOLESKY_QR2_TOLERANCE", -1.0)
+    fast = jax.jit(lambda k: FAST(k, (48, 16)))(make_key(10))
+    default = jax.jit(lambda k: jaxinit.orthogonal()(k, (48, 16)))(make_key(10))
+    np.testing.assert_array_equal(fast, default)

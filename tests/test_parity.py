@@ -50,9 +50,15 @@ def test_same_signature(name):
     else:
         theirs_params = list(inspect.signature(theirs).parameters.values())
         ours_params = list(inspect.signature(ours).parameters.values())
+    # jax's parameters, in order, with jax's defaults; any extra option (orthogonal's
+    # `method`) is keyword-only with a default, so every call written for jax still works.
+    extra = ours_params[len(theirs_params) :]
+    ours_params = ours_params[: len(theirs_params)]
     assert [(p.name, p.kind) for p in ours_params] == [(p.name, p.kind) for p in theirs_params]
     for a, b in zip(ours_params, theirs_params, strict=True):
         assert a.default == b.default, (a.name, a.default, b.default)
+    for p in extra:
+        assert p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is not p.empty, p
 
 
 def cases():

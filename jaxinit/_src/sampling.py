@@ -5,6 +5,9 @@ magnitudes per binade, a biased mean and no value beyond about 3 sigma. Drawing 
 sampling precision and casting once keeps the target dtype's mean, variance and tails
 exact, and the same key gives the same weights, up to rounding, in every dtype. Under
 ``jit`` the final cast fuses into the sampler, so no float32 copy is materialized.
+
+Every draw goes through :func:`jaxinit._src.threefry.fusible`: the same bits as the key's
+own, computed so that XLA fuses hash, transform and cast with no full-size temporaries.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._src import threefry
 from jaxinit._src.base import Shape
 
 
@@ -46,25 +50,26 @@ def times(z: jax.Array, factor: float | np.generic) -> jax.Array:
 
 def normal(key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
     """Standard normal in the sampling dtype (complex: E|z|^2 = 1)."""
-    return jax.random.normal(key, shape, sample_dtype(dtype))
+    return jax.random.normal(threefry.fusible(key), shape, sample_dtype(dtype))
 
 
 def uniform(
     key: jax.Array, shape: Shape, dtype: np.dtype, low: float = 0.0, high: float = 1.0
 ) -> jax.Array:
-    return jax.random.uniform(key, shape, real_dtype(dtype), low, high)
+    return jax.random.uniform(threefry.fusible(key), shape, real_dtype(dtype), low, high)
 
 
 def truncated_normal(
     key: jax.Array, shape: Shape, dtype: np.dtype, lower: float, upper: float
 ) -> jax.Array:
     """Standard normal truncated to ``(lower, upper)`` by inverse-CDF sampling."""
+    key = threefry.fusible(key)
     return jax.random.truncated_normal(key, lower, upper, shape, real_dtype(dtype))
 
 
 def complex_uniform(key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
     """Uniform on the disk of radius sqrt(2): E|z|^2 = 1 (jax.nn.initializers' scheme)."""
-    key_r, key_theta = jax.random.split(key)
+    key_r, key_theta = jax.random.split(threefry.fusible(key))
     real = real_dtype(dtype)
     r = jnp.sqrt(times(jax.random.uniform(key_r, shape, real), 2.0))
     theta = times(jax.random.uniform(key_theta, shape, real), 2 * np.pi)
@@ -78,7 +83,7 @@ def complex_truncated_normal(
 
     |z|^2 ~ Exp(1), so |z|^2 truncated to upper^2 is drawn by inverting its CDF.
     """
-    key_r, key_theta = jax.random.split(key)
+    key_r, key_theta = jax.random.split(threefry.fusible(key))
     real = real_dtype(dtype)
     t = times(jax.random.uniform(key_r, shape, real), -math.expm1(-(upper**2)))
     r = jnp.sqrt(-jnp.log1p(-t))
