@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit sharded bench strip-notebooks clean
+.PHONY: demo test lint typecheck unit sharded bench bench-all strip-notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test: lint typecheck unit sharded
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_schemes.py
 	$(BIN)/python benchmarks/bench_pretrained_load.py
+
+# Tests on the backend present, then every benchmark at sizes for it (logs in bench-out/).
+bench-all: $(STAMP)
+	PYTHON=$(BIN)/python benchmarks/run_all.sh
 
 strip-notebooks: $(STAMP)
 	$(BIN)/python tests/strip_notebooks.py notebooks/*.ipynb

@@ -2,7 +2,10 @@
 
 Jitted: one (size x size) kernel per call, float32 and bfloat16 (jaxinit samples bfloat16
 in float32 and casts; jax samples it directly, with the statistics defects that causes).
-Eager: the latency of one call outside jit at small sizes, where dispatch dominates.
+Elementwise schemes also report the bytes they write per second and that rate as a
+fraction of a jitted fill of the same array (write-only, so the device's practical write
+bandwidth). Eager: the latency of one call outside jit at small sizes, where dispatch
+dominates.
 Every time is the median of `--repeats` runs after a warm-up call, each ended with
 `block_until_ready`; ratios compare numbers measured in this same run.
 
@@ -106,13 +109,30 @@ def pair(name: str) -> tuple[Callable, Callable]:
     return getattr(jaxinit, name)(*args), getattr(jax.nn.initializers, name)(*args)
 
 
+def fill_call(shape: tuple[int, ...], dtype: str) -> Callable[[], object]:
+    """The bandwidth reference: a jitted fill of the same array with a runtime scalar, which
+    only writes the output, as an initializer does."""
+    fn, value = jax.jit(lambda c: jnp.full(shape, c, dtype)), jnp.float32(0.5)
+    return lambda: fn(value)
+
+
+def bandwidth(nbytes: int, seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{nbytes / seconds / 1e9:.1f}"
+
+
 def jitted_table(size: int, repeats: int) -> list[str]:
     rows = [
         "| scheme | dtype | jaxinit (ms) | jax (ms) | jaxinit / jax | torch (ms) "
-        "| jaxinit / torch |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| jaxinit / torch | jaxinit GB/s | of fill |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for dtype in ("float32", "bfloat16"):
+        nbytes = size * size * jnp.dtype(dtype).itemsize
+        (t_fill,) = medians([fill_call((size, size), dtype)], repeats)
+        rows.append(
+            f"| fill (reference) | {dtype} | {cell(t_fill, 1e3)} | | | | "
+            f"| {bandwidth(nbytes, t_fill)} | 1.00 |"
+        )
         for name in SCHEMES:
             ours, theirs = pair(name)
             # Orthogonal QR is O(n^3): fewer repeats keep the run short.
@@ -127,7 +147,13 @@ def jitted_table(size: int, repeats: int) -> list[str]:
             )
             rows.append(
                 f"| {name} | {dtype} | {cell(t_ours, 1e3)} | {cell(t_jax, 1e3)} | "
-                f"{ratio(t_ours, t_jax)} | {cell(t_torch, 1e3)} | {ratio(t_ours, t_torch)} |"
+                f"{ratio(t_ours, t_jax)} | {cell(t_torch, 1e3)} | {ratio(t_ours, t_torch)} "
+                # Orthogonal is compute-bound (QR): bytes per second say nothing about it.
+                + (
+                    "| n/a | n/a |"
+                    if name == "orthogonal"
+                    else f"| {bandwidth(nbytes, t_ours)} | {ratio(t_fill, t_ours)} |"
+                )
             )
     return rows
 
