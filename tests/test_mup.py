@@ -200,28 +200,32 @@ Y = jnp.asarray(_digits.target)
 
 
 class MLP(nn.Module):
-    """2 hidden ReLU layers; returns the logits and every layer's activations."""
+    """``depth`` hidden ReLU layers; returns the logits and the activations of the first two
+    hidden layers and the output."""
 
     width: int
+    depth: int = 2
 
     @nn.compact
     def __call__(self, x):
-        h1 = nn.relu(nn.Dense(self.width)(x))
-        h2 = nn.relu(nn.Dense(self.width)(h1))
-        out = nn.Dense(10)(h2)
-        return out, (h1, h2, out)
+        hidden = []
+        for _ in range(self.depth):
+            x = nn.relu(nn.Dense(self.width)(x))
+            hidden.append(x)
+        out = nn.Dense(10)(x)
+        return out, (*hidden[:2], out)
 
 
-def setup(width, param):
+def setup(width, param, depth=2):
     """The model, an init function of a key and an optimizer factory of the learning rate:
     standard parametrization (He hidden, LeCun readout, plain Adam) or muP relative to
     width 128 (identical at 128)."""
-    model = MLP(width)
+    model = MLP(width, depth)
     abstract = jax.eval_shape(model.init, jax.random.key(0), X[:1])
     if param == "sp":
         rules = (
-            ("params/Dense_2/kernel", jaxinit.lecun_normal()),
-            ("params/Dense_[01]/kernel", jaxinit.he_normal()),
+            (f"params/Dense_{depth}/kernel", jaxinit.lecun_normal()),
+            (r"params/Dense_\d+/kernel", jaxinit.he_normal()),
         )
         make_tx = optax.adam
     else:
@@ -236,11 +240,11 @@ def setup(width, param):
     return model, init, make_tx
 
 
-def train(width, param, lrs, keys, steps=100, batch=64, probe=False):
+def train(width, param, lrs, keys, steps=100, batch=64, probe=False, depth=2):
     """Adam on digits minibatches, one jitted scan vmapped over pairs of learning rates and
     keys. Returns the loss per step, and with ``probe`` the mean |h1|, |h2|, |logits| per
     step on a fixed 64-sample probe, each with a leading (lr, key) axis."""
-    model, init, make_tx = setup(width, param)
+    model, init, make_tx = setup(width, param, depth)
 
     def run(lr, key):
         params = init(key)
@@ -299,27 +303,31 @@ def test_coordinate_check():
 
 @pytest.mark.slow
 def test_learning_rate_transfer():
-    """Acceptance (reduced sweep: widths 128 and 2048, 5 learning rates, 100 Adam steps):
-    muP's best learning rate moves by at most one log2 step from width 128 to 2048, the
-    standard parametrization's moves down (see the comment below on "two or more").
-    The full sweep is in notebooks/06_mup."""
-    log2_lrs = np.arange(-10, -5)
+    """Acceptance (reduced sweep: a 4-hidden-layer ReLU MLP, widths 128 and 2048, 7 learning
+    rates, 2 seeds, 100 Adam steps): muP's best learning rate moves by at most one log2 step
+    from width 128 to 2048, the standard parametrization's moves down by two or more. The
+    loss is the training loss over the last 20 steps averaged over the seeds (each draws the
+    initial weights and the minibatch order).
+
+    Why 4 hidden layers: with the 2 of the coordinate check, SP's optimum moved by only 1-3
+    steps (2^-7 -> 2^-8 ... 2^-10 over three sets of 4 seeds, 200 steps): there the input
+    layer, whose fan-in (64) does not grow, holds SP's best learning rate up. With more
+    hidden layers the width-dependent layers dominate. notebooks/06_mup shows both depths."""
+    log2_lrs = np.arange(-12, -5)
+    seeds = 2
+    keys = jnp.concatenate([jax.random.split(jax.random.key(0), seeds)] * len(log2_lrs))
     best = {}
     for param in ("sp", "mup"):
         for width in (128, 2048):
-            keys = jnp.stack([jax.random.key(0)] * len(log2_lrs))
-            loss = train(width, param, 2.0**log2_lrs, keys)
-            losses = np.nan_to_num(loss[:, -20:].mean(axis=1), nan=np.inf)
-            best[param, width] = int(log2_lrs[np.argmin(losses)])
-            print(param, width, np.round(losses, 3))
+            lrs = np.repeat(2.0**log2_lrs, seeds)
+            loss = train(width, param, lrs, keys, steps=100, depth=4)
+            final = loss[:, -20:].mean(axis=1).reshape(len(log2_lrs), seeds).mean(axis=1)
+            final = np.nan_to_num(final, nan=np.inf)
+            best[param, width] = int(log2_lrs[np.argmin(final)])
+            print(param, width, np.round(final, 4))
     print("best log2 learning rate:", best)
     assert abs(best["mup", 2048] - best["mup", 128]) <= 1, best
-    # The issue asks for SP's best learning rate to move down by >= 2 log2 steps. Measured:
-    # 2 steps (2^-7 -> 2^-9) with one draw of the initial weights, 1 step (2^-7 -> 2^-8) with
-    # this one (reinit's per-path keys): SP's loss at width 2048 is flat between 2^-9 and 2^-8
-    # on this problem, so only the direction (>= 1 step down) is asserted. Reported to the
-    # lead as not robustly reproduced; see notebooks/06_mup for the full sweep.
-    assert best["sp", 128] - best["sp", 2048] >= 1, best
+    assert best["sp", 128] - best["sp", 2048] >= 2, best
 
 
 def test_mup_rules_through_reinit_nnx_module():
