@@ -312,7 +312,9 @@ def test_learning_rate_transfer():
     Why 4 hidden layers: with the 2 of the coordinate check, SP's optimum moved by only 1-3
     steps (2^-7 -> 2^-8 ... 2^-10 over three sets of 4 seeds, 200 steps): there the input
     layer, whose fan-in (64) does not grow, holds SP's best learning rate up. With more
-    hidden layers the width-dependent layers dominate. notebooks/06_mup shows both depths."""
+    hidden layers the width-dependent layers dominate. notebooks/06_mup shows both depths.
+    Negative check: muP's initialization with plain Adam (no mup_lr_scale) puts the best
+    learning rate at width 2048 at 2^-11, three steps from 2^-8, and the first assert fails."""
     log2_lrs = np.arange(-12, -5)
     seeds = 2
     keys = jnp.concatenate([jax.random.split(jax.random.key(0), seeds)] * len(log2_lrs))
