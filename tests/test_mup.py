@@ -310,8 +310,8 @@ def test_learning_rate_transfer():
     initial weights and the minibatch order).
 
     Why 4 hidden layers: with the 2 of the coordinate check, SP's optimum moved by only 1-3
-    steps (2^-7 -> 2^-8 ... 2^-10 over three sets of 4 seeds, 200 steps): there the input
-    layer, whose fan-in (64) does not grow, holds SP's best learning rate up. With more
+    steps (2^-7 -> 2^-8 ... 2^-10 over three sets of 4 seeds, 200 steps), most likely because
+    the input layer, whose fan-in (64) does not grow, holds SP's best learning rate up. With more
     hidden layers the width-dependent layers dominate. notebooks/06_mup shows both depths.
     Negative check: muP's initialization with plain Adam (no mup_lr_scale) puts the best
     learning rate at width 2048 at 2^-11, three steps from 2^-8, and the first assert fails."""
