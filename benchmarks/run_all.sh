@@ -19,8 +19,7 @@ export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 # allocate on demand instead of each grabbing 75% of the device memory.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
-backend=$("$PYTHON" -c 'import jax; print(jax.default_backend())')
-devices=$("$PYTHON" -c 'import jax; print(jax.device_count())')
+read -r backend devices < <("$PYTHON" -c 'import jax; print(jax.default_backend(), jax.device_count())')
 echo "backend: $backend, $devices device(s); results in $OUT/"
 failed=()
 
@@ -39,22 +38,15 @@ step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.txt, remember a failure
 if "$PYTHON" -c 'import xdist' 2>/dev/null; then parallel=(-n 2 --dist loadfile); else parallel=(); fi
 
 if [ -z "${SKIP_TESTS:-}" ]; then
-    if [ "$backend" = cpu ]; then
-        # As in the Makefile: LLVM -O0 compiles the suite's small programs ~4x faster.
-        step tests env XLA_FLAGS=--xla_backend_optimization_level=0 \
-            "$PYTHON" -m pytest -q "${parallel[@]}" -m "not sharded"
-    else
-        step tests "$PYTHON" -m pytest -q "${parallel[@]}" -m "not sharded"
-    fi
+    # As in the Makefile: on CPU, LLVM -O0 compiles the suite's small programs ~4x faster.
+    unit_env=()
+    [ "$backend" = cpu ] && unit_env=(XLA_FLAGS=--xla_backend_optimization_level=0)
+    step tests env "${unit_env[@]}" "$PYTHON" -m pytest -q "${parallel[@]}" -m "not sharded"
     # The sharding tests need 8 devices: the accelerators if there are 8, else 8 simulated
     # CPU devices (bit-exact comparisons: XLA's default optimization level).
-    if [ "$devices" -ge 8 ]; then
-        step tests-sharded "$PYTHON" -m pytest -q "${parallel[@]}" -m sharded tests
-    else
-        step tests-sharded env JAX_PLATFORMS=cpu \
-            XLA_FLAGS=--xla_force_host_platform_device_count=8 \
-            "$PYTHON" -m pytest -q "${parallel[@]}" -m sharded tests
-    fi
+    sharded_env=()
+    [ "$devices" -ge 8 ] || sharded_env=(JAX_PLATFORMS=cpu XLA_FLAGS=--xla_force_host_platform_device_count=8)
+    step tests-sharded env "${sharded_env[@]}" "$PYTHON" -m pytest -q "${parallel[@]}" -m sharded tests
 fi
 
 if [ "$backend" = cpu ]; then

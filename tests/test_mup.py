@@ -317,11 +317,11 @@ def test_learning_rate_transfer():
     learning rate at width 2048 at 2^-11, three steps from 2^-8, and the first assert fails."""
     log2_lrs = np.arange(-12, -5)
     seeds = 2
+    lrs = np.repeat(2.0**log2_lrs, seeds)  # lr-major (lr, seed) pairs
     keys = jnp.concatenate([jax.random.split(jax.random.key(0), seeds)] * len(log2_lrs))
     best = {}
     for param in ("sp", "mup"):
         for width in (128, 2048):
-            lrs = np.repeat(2.0**log2_lrs, seeds)
             loss = train(width, param, lrs, keys, steps=100, depth=4)
             final = loss[:, -20:].mean(axis=1).reshape(len(log2_lrs), seeds).mean(axis=1)
             final = np.nan_to_num(final, nan=np.inf)
