@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit sharded bench bench-all strip-notebooks clean
+.PHONY: demo test lint typecheck unit sharded notebooks bench bench-all strip-notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,10 @@ typecheck: $(STAMP)
 # tests tolerate. `make test TEST_XLA_FLAGS=` tests optimized builds.
 TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0
 
+# --durations: the slowest tests are listed in every run, so a slow one shows in CI logs.
 unit: $(STAMP)
-	XLA_FLAGS="$(TEST_XLA_FLAGS)" $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not sharded"
+	XLA_FLAGS="$(TEST_XLA_FLAGS)" $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not sharded" \
+		--durations=15
 
 # Sharding checks need several devices: 8 simulated CPU devices, in their own process.
 # They compare sharded and unsharded draws bit for bit, so they compile with XLA's
@@ -38,7 +40,7 @@ unit: $(STAMP)
 # multiply-adds (measured: 1-ulp to 2e-4 relative differences in truncated normals).
 sharded: $(STAMP)
 	XLA_FLAGS=--xla_force_host_platform_device_count=8 \
-		$(BIN)/python -m pytest -q -n 2 --dist loadfile -m sharded tests
+		$(BIN)/python -m pytest -q -n 2 --dist loadfile -m sharded tests --durations=5
 
 test: lint typecheck unit sharded
 
@@ -49,6 +51,11 @@ bench: $(STAMP)
 # Tests on the backend present, then every benchmark at sizes for it (logs in bench-out/).
 bench-all: $(STAMP)
 	PYTHON=$(BIN)/python benchmarks/run_all.sh
+
+# The notebooks at full size (the test suite runs them smaller), executed copies with their
+# figures in notebooks-out/.
+notebooks: $(STAMP)
+	$(BIN)/python tests/run_notebooks.py notebooks-out notebooks/*.ipynb
 
 strip-notebooks: $(STAMP)
 	$(BIN)/python tests/strip_notebooks.py notebooks/*.ipynb
