@@ -105,6 +105,30 @@ def test_exploding_std():
 # Numbers against NumPy oracles.
 
 
+def test_layer_statistics_against_a_float64_forward():
+    """Output std, activation std, dead fraction and the model output, from a NumPy
+    float64 forward of the same weights; includes a vanishing signal (std ~1e-20, whose
+    squares underflow float32) to check that small stds are still measured."""
+    for kernel_init, bias_init in ((jaxinit.normal(1e-3), jaxinit.zeros),
+                                   (HE, jaxinit.constant(-0.5))):
+        model = MLP(kernel_init=kernel_init, bias_init=bias_init)
+        variables = model.init(jax.random.key(13), X)
+        d = jaxinit.diagnose(model, (X, Y), variables=variables, **FAST)
+        a = np.asarray(X, np.float64)
+        p = variables["params"]
+        for i, layer in enumerate(d.layers):
+            name = f"Dense_{i}" if i < DEPTH else "head"
+            h = a @ np.asarray(p[name]["kernel"], np.float64) + np.asarray(p[name]["bias"],
+                                                                            np.float64)
+            a = np.maximum(h, 0) if i < DEPTH else h
+            assert layer.path == name and layer.activation_measured
+            np.testing.assert_allclose(layer.output_std, h.std(), rtol=1e-4)
+            np.testing.assert_allclose(layer.activation.std, a.std(), rtol=1e-4)
+            assert layer.activation.dead == pytest.approx(np.mean(np.all(a <= 0, axis=0)))
+        assert d.loss == pytest.approx(
+            np.mean(np.log(np.exp(a).sum(1)) - a[np.arange(BATCH), np.asarray(Y)]), rel=1e-5)
+
+
 class ConvNet(nn.Module):
     @nn.compact
     def __call__(self, x):
@@ -131,7 +155,8 @@ def test_param_std_against_fans_numpy_oracle():
     assert rows["Conv_0/bias"].fan_in is None and rows["Conv_0/bias"].lecun_ratio is None
     # He's scheme: std/he near 1. The sample std of n = 288 entries has a relative
     # standard error of 1/sqrt(2n) = 4.2%; 20% is 4.8 standard errors (a false failure
-    # with p ~ 2e-6 over keys). The key is fixed, so the value is deterministic.
+    # with p ~ 2e-6 over keys). The key is fixed, so the value is deterministic; LeCun's
+    # scheme (ratio 0.71) fails the check, as it should.
     assert abs(rows["Conv_0/kernel"].he_ratio - 1) < 0.2
 
 
@@ -371,6 +396,15 @@ def data():
 def vector_loss(apply, batch):
     return apply(batch[0])
 '''
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["diagnose", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--model", "--data", "--loss", "--out", "--batch-size", "--seed"):
+        assert option in text
 
 
 def test_cli_writes_diagnosis_json(tmp_path, capsys):

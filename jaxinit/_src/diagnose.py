@@ -507,10 +507,6 @@ def _blocks(names: list[str]) -> list[tuple[str, int]]:
 # diagnose.
 
 
-def _describe_optimizer(optimizer: Any) -> str:
-    return "adam(1e-3)" if optimizer is None else type(optimizer).__name__
-
-
 def diagnose(
     model: Any,
     data: Any,
@@ -629,7 +625,7 @@ def diagnose(
         raise TypeError(f"{name}: loss={loss!r} must be a callable loss(apply, batch)")
     if optimizer is not None and not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(f"{name}: optimizer={optimizer!r} is not an optax GradientTransformation")
-    opt_text = _describe_optimizer(optimizer)
+    opt_text = "adam(1e-3)" if optimizer is None else "user-given optimizer"
     opt = optax.adam(1e-3) if optimizer is None else optimizer
     if key is None:
         key = _default_key()
