@@ -96,8 +96,7 @@ def test_exploding_std():
     messages = {f.path: f.message for f in d.flags if f.kind == "exploding"}
     assert {"Dense_3", "Dense_4", "Dense_5"} <= set(messages)
     assert "output std" in messages["Dense_5"] and "gradient std" in messages["Dense_0"]
-    healthy = jaxinit.diagnose(MLP(depth=6), (X, Y), **FAST)
-    assert healthy.flags == (), healthy
+    # (The same MLP under He's scheme raises no flag: test_healthy_he_mlp_raises_no_flag.)
     assert "head" in d.flagged("loss")  # logits ~4^10: confidently wrong
 
 
@@ -162,7 +161,7 @@ def test_param_std_against_fans_numpy_oracle():
 
 def test_chance_level_is_log_classes():
     zero_head = lambda c: nn.Dense(c, kernel_init=jaxinit.zeros)
-    for classes in (2, 7):
+    for classes in (3, 7):
         y = jax.random.randint(jax.random.key(5), (BATCH,), 0, classes)
         d = jaxinit.diagnose(zero_head(classes), (X, y), **FAST)
         # Zero logits: softmax is uniform and the cross-entropy is exactly log(C).
