@@ -26,6 +26,8 @@ from jaxinit._src.depth import wang_init as wang_init
 from jaxinit._src.depth import zero_init_rules as zero_init_rules
 from jaxinit._src.describe import Description as Description
 from jaxinit._src.describe import describe as describe
+from jaxinit._src.diagnose import Diagnosis as Diagnosis
+from jaxinit._src.diagnose import diagnose as diagnose
 from jaxinit._src.fans import compute_fans as compute_fans
 from jaxinit._src.fans import einsum_axes as einsum_axes
 from jaxinit._src.gain import gain as gain
@@ -129,6 +131,8 @@ __all__ = [
     "PretrainedError",
     "layout",
     # Data-dependent init, diagnostics and mean-field theory
+    "diagnose",
+    "Diagnosis",
     "lsuv",
     "LSUVLayer",
     "LSUVReport",

@@ -3,18 +3,22 @@
 ``jaxinit compare`` answers "which initialization for my network?" by measurement: for
 an MLP or a small CNN of the chosen depth, width and activation, and for each scheme, it
 measures the signal at initialization and trains on scikit-learn's digits, prints a
-table, writes plots and a JSON file, and recommends a scheme. ``python -m jaxinit``
-without a command runs ``compare`` with its defaults.
+table, writes plots and a JSON file, and recommends a scheme. ``jaxinit diagnose``
+checks the user's own model at initialization (see ``jaxinit diagnose --help``).
+``python -m jaxinit`` without a command runs ``compare`` with its defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
+import os
 import pathlib
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 from jaxinit._src import compare as cmp
 
@@ -132,6 +136,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _compare_arguments(p)
+    sub.add_parser("diagnose", add_help=False,
+                   help="diagnose your own model at initialization (jaxinit diagnose --help)")
     return parser, p
 
 
@@ -139,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status (argparse exits 2 on bad options)."""
     parser, compare_parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "diagnose":
+        return _diagnose_main(argv[1:])
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["compare", *argv]  # `python -m jaxinit [options]`: the compare command
     args = parser.parse_args(argv)
@@ -161,6 +169,113 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as e:
             print(f"jaxinit: {e}", file=sys.stderr)
             return 1
+    return 0
+
+
+_DIAGNOSE_DESCRIPTION = """\
+Diagnose your own model at initialization, on one batch: per parameter, the std against
+LeCun's sqrt(1/fan_in) and He's sqrt(2/fan_in); per layer, the output and activation std,
+the dead and saturated fractions, the gradient and the update-to-weight ratio after one
+adam step; the input-output Jacobian spectrum; the loss against chance, log(C); the
+residual stream across repeated blocks; and flags (vanishing, exploding, dead, saturated,
+loss far from chance) naming the layer and a scheme to try. Prints a table; with --out,
+writes diagnosis.json.
+"""
+
+_DIAGNOSE_EPILOG = """\
+--model names a linen/nnx/Equinox module, a factory make(rngs) -> nnx.Module, or a
+zero-argument function returning a module; --data a zero-argument function returning
+(x, y) arrays, a callable batch(key, step) or an iterable of batches; --loss a function
+loss(apply, batch) -> scalar (default: cross-entropy for integer labels, else MSE).
+
+example:
+  jaxinit diagnose --model my_models.py:make_mlp --data my_data:digits --out diag
+"""
+
+
+def _resolve_model(spec: str) -> Any:
+    """A module as given, a factory make(rngs) for diagnose, or a zero-argument factory's
+    result."""
+    from jaxinit._src.cli_load import load_object
+
+    obj = load_object(spec, "--model")
+    if isinstance(obj, type) or (callable(obj) and not _is_module(obj)):
+        try:
+            inspect.signature(obj).bind()
+        except TypeError:
+            return obj  # takes arguments: diagnose checks it is a factory make(rngs)
+        except ValueError:
+            return obj
+        try:
+            return obj()
+        except Exception as e:  # the user's factory
+            raise ValueError(f"--model={spec!r}: calling it failed: {type(e).__name__}: {e}"
+                             ) from e
+    return obj
+
+
+def _is_module(obj: Any) -> bool:
+    from jaxinit._src import probe
+
+    try:
+        from flax import linen, nnx
+    except ImportError:  # pragma: no cover - flax is an optional extra
+        return probe.is_equinox(obj)
+    return isinstance(obj, linen.Module | nnx.Module) or probe.is_equinox(obj)
+
+
+def _diagnose_main(argv: list[str]) -> int:
+    """``jaxinit diagnose``: exit 0 on success, 2 (one line on stderr) on bad input."""
+    from jaxinit._src.cli_load import load_object
+    from jaxinit._src.diagnose import diagnose
+
+    p = argparse.ArgumentParser(
+        prog="jaxinit diagnose", description=_DIAGNOSE_DESCRIPTION, epilog=_DIAGNOSE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, metavar="MOD:NAME",
+                   help="pkg.module:name or path/to/file.py:name")
+    p.add_argument("--data", required=True, metavar="MOD:FN",
+                   help="a zero-argument function returning the data")
+    p.add_argument("--loss", metavar="MOD:FN", help="loss(apply, batch) -> scalar")
+    p.add_argument("--batch-size", type=_positive_int, default=256,
+                   help="examples taken from (x, y) arrays (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the model init and data key (default: %(default)s)")
+    p.add_argument("--out", type=pathlib.Path, help="folder for diagnosis.json")
+    args = p.parse_args(argv)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        p.error(f"--out={str(args.out)!r}: exists and is not a folder")
+    try:
+        model = _resolve_model(args.model)
+        data_fn = load_object(args.data, "--data")
+        if not callable(data_fn):
+            raise TypeError(f"--data={args.data!r} is not a zero-argument function")
+        try:
+            inspect.signature(data_fn).bind()
+        except TypeError:
+            raise TypeError(f"--data={args.data!r} must take no arguments") from None
+        try:
+            data = data_fn()
+        except Exception as e:  # the user's data function
+            raise ValueError(f"--data={args.data!r}: calling it failed: "
+                             f"{type(e).__name__}: {e}") from e
+        loss = None if args.loss is None else load_object(args.loss, "--loss")
+        import jax
+
+        result = diagnose(model, data, loss, batch_size=args.batch_size,
+                          key=jax.random.key(args.seed))
+    except (ValueError, TypeError) as e:
+        print(f"jaxinit diagnose: error: {e}", file=sys.stderr)
+        return 2
+    print(result)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        target = args.out / "diagnosis.json"
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(result.to_json())
+        os.replace(tmp, target)  # never a half-written diagnosis.json
+        print(f"wrote {target}")
     return 0
 
 

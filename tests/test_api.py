@@ -53,6 +53,8 @@ PRETRAINED = {
     "layout",
 }
 DATA_DEPENDENT = {
+    "diagnose",
+    "Diagnosis",
     "lsuv",
     "LSUVLayer",
     "LSUVReport",
@@ -100,6 +102,7 @@ NO_EXAMPLE = {
     "PretrainedError",
     "LSUVLayer",
     "LSUVReport",
+    "Diagnosis",
     "Weights",
     "MuPParam",
     "DeepNorm",

@@ -165,9 +165,14 @@ def _stats(a: jax.Array, saturation: float) -> jax.Array:
     """[mean, std, second moment, dead, saturated] of `a`, in float32 or wider."""
     dtype = jnp.promote_types(a.dtype, jnp.float32)
     a = a.astype(dtype)
-    mean = jnp.mean(a)
-    second = jnp.mean(jnp.square(a))
-    std = jnp.sqrt(jnp.mean(jnp.square(a - mean)))
+    # Moments of a / max|a|, rescaled: the squares of a vanishing signal (|a| ~ 1e-20)
+    # would underflow float32 and report a std of exactly 0.
+    peak = jnp.max(jnp.abs(a))
+    scale = jnp.where(peak > 0, peak, jnp.ones_like(peak))
+    unit = a / scale
+    mean = jnp.mean(unit) * scale
+    second = jnp.mean(jnp.square(unit)) * scale**2
+    std = jnp.sqrt(jnp.mean(jnp.square(unit - mean / scale))) * scale
     units = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(-1, 1)
     dead = jnp.mean(jnp.all(units <= 0, axis=0).astype(dtype))
     sat = jnp.mean((jnp.abs(a) >= saturation).astype(dtype))

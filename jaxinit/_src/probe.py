@@ -11,16 +11,20 @@ trick of linen's ``Module.perturb``).
 - nnx: the same rule over ``nnx.iter_modules``; the layer classes' ``__call__`` is
   wrapped for the duration of the diagnostics only (as ``nnx.capture`` does), and the
   wrapper records only the instances of the model being diagnosed.
+- Equinox: the same rule over the sub-modules found by walking the module's fields; an
+  Equinox module maps one example, so it is vmapped over the batch, and each example's
+  layer values are returned from the vmap (batched) before they are recorded.
 - plain functions: the user marks layer outputs with :func:`tap`, a no-op outside
   diagnostics.
 
-flax is imported lazily: the core of jaxinit imports only jax and numpy.
+flax and equinox are imported lazily: the core of jaxinit imports only jax and numpy.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -112,11 +116,10 @@ class Adapter:
     """A model as a pure function of its trainable parameters.
 
     ``apply(trainable, x)`` must be called inside :func:`instrumented` (and inside a
-    :func:`recording` context) for layers to be recorded. ``kind`` is "linen", "nnx"
-    or "function".
+    :func:`recording` context) for layers to be recorded.
     """
 
-    kind: str
+    kind: str  # "linen", "nnx", "equinox" or "function"
     trainable: Any
     apply: Callable[[Any, jax.Array], jax.Array]
     instrumented: Callable[[], contextlib.AbstractContextManager[Any]]
@@ -161,6 +164,13 @@ def adapt(
                 "pass variables or params"
             )
         return _adapt_nnx(model, kwargs)
+    if is_equinox(model):
+        if variables is not None or params is not None:
+            raise ValueError(
+                f"{name}: model is an Equinox module, which holds its own arrays; do not "
+                "pass variables or params"
+            )
+        return _adapt_equinox(model, kwargs)
     if callable(model):
         if params is None:
             raise ValueError(
@@ -176,7 +186,7 @@ def adapt(
         )
     raise TypeError(
         f"{name}: model={type(model).__name__} is not a flax.linen module, a flax.nnx "
-        "module or a function apply(params, x)"
+        "module, an Equinox module or a function apply(params, x)"
     )
 
 
@@ -244,40 +254,124 @@ def _adapt_nnx(model: Any, kwargs: dict[str, Any]) -> Adapter:
                 names[id(mod)] = _path_name(path) or type(mod).__name__
         return m(x, **kwargs)
 
-    @contextlib.contextmanager
-    def instrumented() -> Iterator[None]:
+    def instrumented() -> contextlib.AbstractContextManager[None]:
         classes = {type(mod) for _, mod in nnx.iter_modules(model) if _nnx_layer(mod)}
-        saved: dict[type, Any] = {}
-        for cls in classes:
-            saved[cls] = cls.__dict__.get("__call__")
-            original = cls.__call__
-
-            def wrapper(
-                self: Any, *args: Any, _original: Any = original, _cls: type = cls, **kw: Any
-            ) -> Any:
-                out = _original(self, *args, **kw)
-                stack = _stack()
-                layer = names.get(id(self))
-                # A subclass without its own __call__ reaches its base's wrapper too.
-                if not stack or layer is None or type(self) is not _cls:
-                    return out
-                return stack[-1].record(layer, args[0] if args else None, out)
-
-            cls.__call__ = wrapper  # type: ignore[method-assign]
-        try:
-            yield
-        finally:
-            for cls, method in saved.items():
-                if method is None:
-                    del cls.__call__
-                else:
-                    cls.__call__ = method  # type: ignore[method-assign]
+        return _wrapped_calls(classes, names)
 
     def rebuild(p: Any) -> Any:
         nnx.update(model, p)
         return model
 
     return Adapter("nnx", trainable, apply, instrumented, rebuild)
+
+
+def is_equinox(model: Any) -> bool:
+    """An ``equinox.Module`` instance (False when equinox was never imported)."""
+    if "equinox" not in sys.modules:
+        return False
+    import equinox as eqx
+
+    return isinstance(model, eqx.Module)
+
+
+def equinox_modules(module: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    """``(path, sub-module)`` for ``module`` and every Equinox module in its fields, with
+    the '/'-joined paths that :func:`flat_paths` gives their arrays ('layers/0')."""
+    import equinox as eqx
+
+    def visit(value: Any, path: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+        if isinstance(value, eqx.Module):
+            yield "/".join(path), value
+            for field in dataclasses.fields(value):
+                yield from visit(getattr(value, field.name, None), (*path, field.name))
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                yield from visit(v, (*path, str(i)))
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                yield from visit(v, (*path, str(k)))
+
+    yield from visit(module, path)
+
+
+def _equinox_layer(module: Any) -> bool:
+    import equinox as eqx
+
+    return any(
+        eqx.is_inexact_array(getattr(module, f.name, None)) for f in dataclasses.fields(module)
+    )
+
+
+@contextlib.contextmanager
+def _wrapped_calls(classes: set[type], names: dict[int, str]) -> Iterator[None]:
+    """Temporarily wraps each class's ``__call__`` to record the calls of the instances
+    in ``names`` (by id) on the innermost recorder."""
+    saved: dict[type, Any] = {}
+    for cls in classes:
+        saved[cls] = cls.__dict__.get("__call__")
+        original = cls.__call__
+
+        def wrapper(
+            self: Any, *args: Any, _original: Any = original, _cls: type = cls, **kw: Any
+        ) -> Any:
+            out = _original(self, *args, **kw)
+            stack = _stack()
+            layer = names.get(id(self))
+            # A subclass without its own __call__ reaches its base's wrapper too.
+            if not stack or layer is None or type(self) is not _cls:
+                return out
+            return stack[-1].record(layer, args[0] if args else None, out)
+
+        cls.__call__ = wrapper  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for cls, method in saved.items():
+            if method is None:
+                del cls.__call__
+            else:
+                cls.__call__ = method  # type: ignore[method-assign]
+
+
+def _adapt_equinox(model: Any, kwargs: dict[str, Any]) -> Adapter:
+    import equinox as eqx
+
+    trainable, static = eqx.partition(model, eqx.is_inexact_array)
+    names: dict[int, str] = {}
+
+    def apply(p: Any, x: jax.Array) -> jax.Array:
+        m = eqx.combine(p, static)
+        names.clear()
+        for path, mod in equinox_modules(m):
+            if _equinox_layer(mod):
+                names[id(mod)] = path or type(mod).__name__
+        stack = _stack()
+        if not stack:
+            return jax.vmap(lambda xi: m(xi, **kwargs))(x)
+        outer = stack[-1]
+
+        def one(xi: jax.Array, perturb: Any) -> Any:
+            with recording(Recorder(perturb)) as rec:
+                y = m(xi, **kwargs)
+            outs = {k: o for k, (_, o) in rec.sites.items()}
+            ins = {k: i for k, (i, _) in rec.sites.items() if i is not None}
+            return y, outs, ins
+
+        y, outs, ins = jax.vmap(one)(x, outer.perturbations)
+        for k, o in outs.items():
+            unique, n = k, 1
+            while unique in outer.sites:
+                n += 1
+                unique = f"{k}#{n}"
+            outer.sites[unique] = (ins.get(k), o)
+        return y
+
+    def instrumented() -> contextlib.AbstractContextManager[None]:
+        classes = {type(mod) for _, mod in equinox_modules(model) if _equinox_layer(mod)}
+        return _wrapped_calls(classes, names)
+
+    return Adapter("equinox", trainable, apply, instrumented,
+                   lambda p: eqx.combine(p, static))
 
 
 # --------------------------------------------------------------------------------------
