@@ -24,3 +24,14 @@ def test_welch_matches_scipy(a, b):
 def test_welch_rejects_short_input():
     with pytest.raises(ValueError, match="welch_t_test: argument a"):
         welch_t_test([1.0], [1.0, 2.0])
+
+
+def test_verdict_significance_rule():
+    from jaxinit._src.compare_stats import verdict
+
+    clear = {"a": [0.95, 0.951, 0.949], "b": [0.80, 0.801, 0.799], "c": [float("nan")] * 3}
+    assert verdict(clear).startswith("a is best")
+    close = {"a": [0.90, 0.93, 0.88], "b": [0.89, 0.92, 0.905]}
+    assert verdict(close).startswith("no clear winner among")
+    assert verdict(clear, higher_is_better=False).startswith("b is best")
+    assert verdict({"c": [float("inf"), 1.0]}) == "no scheme finished without diverging"

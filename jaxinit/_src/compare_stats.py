@@ -45,3 +45,30 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     nu = se2**2 / (va**2 / (xa.size - 1) + vb**2 / (xb.size - 1))
     p = float(betainc(nu / 2.0, 0.5, nu / (nu + t**2)))
     return float(t), p
+
+
+def verdict(
+    finals: dict[str, Sequence[float]], *, higher_is_better: bool = True, alpha: float = 0.05
+) -> str:
+    """One-line recommendation from per-scheme final metrics over seeds.
+
+    Schemes with any non-finite value are diverged and never ranked. The best scheme by
+    mean is called the winner only when Welch's test against the runner-up gives
+    :math:`p < \\alpha`; otherwise the line says "no clear winner among A, B".
+
+    Example::
+
+        verdict({"he_normal": [0.93, 0.92, 0.94], "lsuv": [0.90, 0.91, 0.905]})
+    """
+    ranked = [k for k, v in finals.items() if np.all(np.isfinite(np.asarray(v, np.float64)))]
+    if not ranked:
+        return "no scheme finished without diverging"
+    sign = 1.0 if higher_is_better else -1.0
+    ranked.sort(key=lambda k: -sign * float(np.mean(finals[k])))
+    if len(ranked) == 1:
+        return f"only {ranked[0]} finished without diverging"
+    best, second = ranked[0], ranked[1]
+    _, p = welch_t_test(finals[best], finals[second])
+    if p < alpha:
+        return f"{best} is best (Welch p={p:.3g} vs {second})"
+    return f"no clear winner among {best}, {second} (Welch p={p:.3g})"
