@@ -24,6 +24,8 @@ from jaxinit._src.depth import t_fixup_init as t_fixup_init
 from jaxinit._src.depth import t_fixup_scale as t_fixup_scale
 from jaxinit._src.depth import wang_init as wang_init
 from jaxinit._src.depth import zero_init_rules as zero_init_rules
+from jaxinit._src.compare_user import ModelComparison as ModelComparison
+from jaxinit._src.compare_user import compare_model as compare_model
 from jaxinit._src.describe import Description as Description
 from jaxinit._src.describe import describe as describe
 from jaxinit._src.diagnose import Diagnosis as Diagnosis
@@ -133,6 +135,8 @@ __all__ = [
     # Data-dependent init, diagnostics and mean-field theory
     "diagnose",
     "Diagnosis",
+    "compare_model",
+    "ModelComparison",
     "lsuv",
     "LSUVLayer",
     "LSUVReport",

@@ -55,6 +55,8 @@ PRETRAINED = {
 DATA_DEPENDENT = {
     "diagnose",
     "Diagnosis",
+    "compare_model",
+    "ModelComparison",
     "lsuv",
     "LSUVLayer",
     "LSUVReport",
@@ -103,6 +105,7 @@ NO_EXAMPLE = {
     "LSUVLayer",
     "LSUVReport",
     "Diagnosis",
+    "ModelComparison",
     "Weights",
     "MuPParam",
     "DeepNorm",
