@@ -28,8 +28,9 @@ import numpy as np
 
 from jaxinit._src.pretrained.errors import PretrainedError
 
-Format = Literal["auto", "safetensors", "npz", "msgpack", "orbax", "torch", "memory"]
-FORMATS: tuple[str, ...] = ("auto", "safetensors", "npz", "msgpack", "orbax", "torch", "memory")
+Format = Literal["auto", "safetensors", "npz", "msgpack", "orbax", "torch", "hf", "memory"]
+FORMATS: tuple[str, ...] = ("auto", "safetensors", "npz", "msgpack", "orbax", "torch", "hf",
+                            "memory")
 
 # safetensors' own reader refuses headers over 100 MB (100_000_000 bytes); a real header
 # is about 100 bytes per tensor, so this admits a million tensors.
@@ -218,7 +219,8 @@ def open_weights(
         shards; its ``config.json`` is in ``metadata["config"]``), a mapping or pytree of
         arrays, or an existing :class:`Weights` (returned as is).
       format: "auto" (from the suffix, else the file's magic bytes), "safetensors",
-        "npz", "msgpack" (Flax), "orbax", "torch" (``.pt``/``.bin``) or "memory".
+        "npz", "msgpack" (Flax), "orbax", "torch" (``.pt``/``.bin``), "hf" (a Hugging
+        Face safetensors directory) or "memory".
       trusted: allow PyTorch pickles (read with ``weights_only=True`` only).
       sha256: optional hex digest the file (or, for a directory, its files in sorted
         order with their relative paths) must have; checked before parsing.
