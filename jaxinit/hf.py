@@ -1,4 +1,4 @@
-"""Start a Flax model from a Hugging Face checkpoint directory.
+r"""Start a Flax model from a Hugging Face checkpoint directory.
 
 ``jaxinit.load_pretrained`` reads a Hugging Face directory (``model.safetensors`` or a
 sharded ``model.safetensors.index.json``) one tensor at a time; :func:`rules` maps its

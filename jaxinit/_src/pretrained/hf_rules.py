@@ -50,17 +50,14 @@ def rules(
     norms when the checkpoint has them) the target is expected to mirror the HF module
     names, as an nnx model written after ``transformers``' ``LlamaForCausalLM`` does:
 
-    ======================================================  =========================================
-    Hugging Face key                                        target path
-    ======================================================  =========================================
-    ``model.embed_tokens.weight`` (V, E)                    ``model/embed_tokens/embedding`` (V, E)
-    ``model.layers.N.self_attn.q_proj.weight`` (out, in)    ``model/layers/N/self_attn/q_proj/kernel``
-    (also ``k_proj``, ``v_proj``, ``o_proj``, ``mlp.gate_proj``, ``up_proj``, ``down_proj``)
-    ``model.layers.N.self_attn.q_proj.bias``                ``.../q_proj/bias``
-    ``model.layers.N.input_layernorm.weight``               ``.../input_layernorm/scale``
-    ``model.norm.weight``                                   ``model/norm/scale``
-    ``lm_head.weight`` (V, E)                               ``lm_head/kernel`` (E, V)
-    ======================================================  =========================================
+    - ``model.embed_tokens.weight`` (V, E) -> ``model/embed_tokens/embedding`` (V, E);
+    - ``model.layers.N.self_attn.q_proj.weight`` (out, in) ->
+      ``model/layers/N/self_attn/q_proj/kernel`` (in, out), likewise ``k_proj``,
+      ``v_proj``, ``o_proj`` and ``mlp.gate_proj``, ``up_proj``, ``down_proj``;
+      ``...q_proj.bias`` -> ``.../q_proj/bias``;
+    - ``model.layers.N.input_layernorm.weight`` -> ``.../input_layernorm/scale``, likewise
+      ``post_attention_layernorm``, ``self_attn.q_norm``/``k_norm`` and ``model.norm``;
+    - ``lm_head.weight`` (V, E) -> ``lm_head/kernel`` (E, V).
 
     Linear weights are transposed from PyTorch's (out, in) to Flax's (in, out) by
     :func:`jaxinit.layout.linear`, :math:`K = W^\top`, so :math:`x K = x W^\top` as in
@@ -95,8 +92,10 @@ def rules(
     Example:
       >>> import jaxinit
       >>> regex, template, transform = jaxinit.hf.rules("llama")[1]
-      >>> regex, template, transform.__name__
-      ('model\\.layers\\.(\\d+)\\.self_attn\\.q_proj\\.weight', 'model/layers/\\1/self_attn/q_proj/kernel', 'linear')
+      >>> print(regex)
+      model\.layers\.(\d+)\.self_attn\.q_proj\.weight
+      >>> print(template, transform.__name__)
+      model/layers/\1/self_attn/q_proj/kernel linear
 
     References:
       Llama in ``transformers``:
