@@ -5,6 +5,7 @@ out_sharding=None) -> jax.Array``, a drop-in for ``jax.nn.initializers``.
 """
 
 from jaxinit import diagnostics as diagnostics
+from jaxinit import hf as hf
 from jaxinit import layout as layout
 from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.combinators import blocks as blocks
@@ -132,6 +133,7 @@ __all__ = [
     "LoadWarning",
     "PretrainedError",
     "layout",
+    "hf",
     # Data-dependent init, diagnostics and mean-field theory
     "diagnose",
     "Diagnosis",

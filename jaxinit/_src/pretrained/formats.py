@@ -28,8 +28,9 @@ import numpy as np
 
 from jaxinit._src.pretrained.errors import PretrainedError
 
-Format = Literal["auto", "safetensors", "npz", "msgpack", "orbax", "torch", "memory"]
-FORMATS: tuple[str, ...] = ("auto", "safetensors", "npz", "msgpack", "orbax", "torch", "memory")
+Format = Literal["auto", "safetensors", "npz", "msgpack", "orbax", "torch", "hf", "memory"]
+FORMATS: tuple[str, ...] = ("auto", "safetensors", "npz", "msgpack", "orbax", "torch", "hf",
+                            "memory")
 
 # safetensors' own reader refuses headers over 100 MB (100_000_000 bytes); a real header
 # is about 100 bytes per tensor, so this admits a million tensors.
@@ -213,10 +214,13 @@ def open_weights(
     ``allow_pickle=False``.
 
     Args:
-      source: a path (a file, or an orbax checkpoint directory), a mapping or pytree of
+      source: a path (a file, an orbax checkpoint directory, or a Hugging Face model
+        directory with ``model.safetensors`` or ``model.safetensors.index.json`` and its
+        shards; its ``config.json`` is in ``metadata["config"]``), a mapping or pytree of
         arrays, or an existing :class:`Weights` (returned as is).
       format: "auto" (from the suffix, else the file's magic bytes), "safetensors",
-        "npz", "msgpack" (Flax), "orbax", "torch" (``.pt``/``.bin``) or "memory".
+        "npz", "msgpack" (Flax), "orbax", "torch" (``.pt``/``.bin``), "hf" (a Hugging
+        Face safetensors directory) or "memory".
       trusted: allow PyTorch pickles (read with ``weights_only=True`` only).
       sha256: optional hex digest the file (or, for a directory, its files in sorted
         order with their relative paths) must have; checked before parsing.
@@ -260,6 +264,9 @@ def open_weights(
                 "loaded; refusing without trusted=True (even then only "
                 "torch.load(weights_only=True) is used). Prefer converting it to safetensors."
             )
+        if fmt == "hf":
+            from jaxinit._src.pretrained.hf_dir import open_hf_dir
+            return open_hf_dir(path, allow_nonfinite)
         opener = {"safetensors": _open_safetensors, "npz": _open_npz,
                   "msgpack": _open_msgpack, "orbax": _open_orbax, "torch": _open_torch}
         if fmt not in opener:
@@ -294,7 +301,8 @@ def check_sha256(path: pathlib.Path, expected: str) -> None:
 def detect_format(path: pathlib.Path) -> str:
     """The format from the suffix, else from the magic bytes."""
     if path.is_dir():
-        return "orbax"
+        from jaxinit._src.pretrained.hf_dir import is_hf_dir
+        return "hf" if is_hf_dir(path) else "orbax"
     suffix = path.suffix.lower()
     by_suffix = {".safetensors": "safetensors", ".npz": "npz", ".msgpack": "msgpack",
                  ".flax": "msgpack", ".pt": "torch", ".pth": "torch", ".bin": "torch",
