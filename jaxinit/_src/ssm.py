@@ -1,0 +1,57 @@
+"""State-space model initializers.
+
+Currently: Mamba's ``A_log`` (Gu & Dao, 2023, https://arxiv.org/abs/2312.00752).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import DTypeLike
+
+from jaxinit._src.base import InitializerBase, Shape
+
+
+@dataclasses.dataclass(frozen=True)
+class MambaALog(InitializerBase):
+    """Mamba's ``A_log`` for a ``(channels, d_state)`` parameter; the key is ignored.
+
+    .. math:: A_{\\log}[c, n] = \\log(n + 1), \\quad n = 0, \\dots, N - 1,
+
+    so that :math:`A = -\\exp(A_{\\log})` holds the S4D-Real values :math:`-(n+1)` in every
+    channel. The state size is the last axis.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> a_log = jaxinit.mamba_a_log()(jax.random.key(0), (4, 16))
+        >>> a_log.shape
+        (4, 16)
+
+    Reference: https://arxiv.org/abs/2312.00752 (Section 3.6, S4D-Real initialization).
+    """
+
+    dtype: DTypeLike | None = None
+    name = "mamba_a_log"
+    min_rank = 1
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        n = jnp.arange(1, shape[-1] + 1, dtype=dtype)
+        return jnp.broadcast_to(jnp.log(n), shape).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        values = np.log(np.arange(1, shape[-1] + 1, dtype=np.float64))
+        return {
+            "distribution": "deterministic log(1..N) along the last axis",
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "bounds": (0.0, float(values[-1])),
+        }
+
+
+def mamba_a_log(dtype: DTypeLike | None = None) -> MambaALog:
+    """Mamba's ``A_log`` initializer (see :class:`MambaALog`)."""
+    return MambaALog(dtype=dtype)
