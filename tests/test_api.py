@@ -14,6 +14,8 @@ from jaxinit._src import base
 CORE = {
     "Initializer",
     "compute_fans",
+    "MambaALog",
+    "mamba_a_log",
     "zeros",
     "ones",
     "constant",

@@ -53,5 +53,13 @@ class MambaALog(InitializerBase):
 
 
 def mamba_a_log(dtype: DTypeLike | None = None) -> MambaALog:
-    """Mamba's ``A_log`` initializer (see :class:`MambaALog`)."""
+    """Mamba's ``A_log`` initializer: :math:`A_{\\log}[c, n] = \\log(n + 1)` (see :class:`MambaALog`).
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.mamba_a_log()(jax.random.key(0), (2, 3))[0].tolist()  # doctest: +ELLIPSIS
+        [0.0, 0.69314..., 1.09861...]
+
+    Reference: https://arxiv.org/abs/2312.00752
+    """
     return MambaALog(dtype=dtype)
