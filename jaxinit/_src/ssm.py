@@ -53,7 +53,7 @@ class MambaALog(InitializerBase):
 
 
 def mamba_a_log(dtype: DTypeLike | None = None) -> MambaALog:
-    """Mamba's ``A_log`` initializer: :math:`A_{\\log}[c, n] = \\log(n + 1)` (see :class:`MambaALog`).
+    """Mamba A_log: :math:`A_{\\log}[c, n] = \\log(n + 1)`; see :class:`MambaALog`.
 
     Example:
         >>> import jax, jaxinit
