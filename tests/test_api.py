@@ -16,6 +16,8 @@ CORE = {
     "compute_fans",
     "MambaALog",
     "mamba_a_log",
+    "S4DLin",
+    "s4d_lin",
     "zeros",
     "ones",
     "constant",

@@ -20,3 +20,10 @@ def test_mamba_a_log_describe_and_bad_shape():
     assert "log" in str(jaxinit.describe(jaxinit.mamba_a_log(), (2, 4)))
     with pytest.raises(ValueError, match="mamba_a_log"):
         jaxinit.mamba_a_log()(jax.random.key(0), (2, 0))
+
+
+def test_s4d_lin_formula():
+    out = np.asarray(jaxinit.s4d_lin()(jax.random.key(0), (2, 4)))
+    assert out.dtype == np.complex64
+    expected = np.tile(-0.5 + 1j * np.pi * np.arange(4.0), (2, 1))
+    np.testing.assert_allclose(out, expected, rtol=1e-7, atol=1e-7)
