@@ -83,11 +83,19 @@ from jaxinit._src.schemes import zeros as zeros
 from jaxinit._src.spectral import spectral as spectral
 from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
 from jaxinit._src.spectral import spectral_rules as spectral_rules
+from jaxinit._src.ssm import MambaALog as MambaALog
+from jaxinit._src.ssm import S4DLin as S4DLin
+from jaxinit._src.ssm import mamba_a_log as mamba_a_log
+from jaxinit._src.ssm import s4d_lin as s4d_lin
 from jaxinit._src.tree import reinit as reinit
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MambaALog",
+    "mamba_a_log",
+    "S4DLin",
+    "s4d_lin",
     # Core
     "Initializer",
     "Description",

@@ -14,6 +14,10 @@ from jaxinit._src import base
 CORE = {
     "Initializer",
     "compute_fans",
+    "MambaALog",
+    "mamba_a_log",
+    "S4DLin",
+    "s4d_lin",
     "zeros",
     "ones",
     "constant",
