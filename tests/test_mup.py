@@ -316,3 +316,23 @@ def test_mup_rules_through_reinit_nnx_module():
     spec = jaxinit.reinit(model, jax.random.key(2), jaxinit.spectral_rules(model))
     s = jnp.linalg.svd(spec.l1.kernel.get_value(), compute_uv=False)
     np.testing.assert_allclose(s, 4.0, rtol=1e-4)   # sqrt(1024 / 64)
+
+
+def test_mup_rules_leave_nnx_attention_biases_alone():
+    # Regression: q/k/v biases of nnx MultiHeadAttention are (heads, head_dim); they are
+    # vectors, so they must stay exactly zero (their Flax init) after muP reinit.
+    from flax import nnx
+
+    def make(d):
+        return nnx.MultiHeadAttention(num_heads=4, in_features=d, qkv_features=d,
+                                      decode=False, rngs=nnx.Rngs(0))
+
+    m, b = make(256), make(64)
+    _, params = nnx.split(m, nnx.Param)
+    _, bparams = nnx.split(b, nnx.Param)
+    params, bparams = nnx.to_pure_dict(params), nnx.to_pure_dict(bparams)
+    rules = jaxinit.mup_rules(params, bparams)
+    out = jaxinit.reinit(params, jax.random.key(0), rules)
+    for name in ("query", "key", "value", "out"):
+        assert float(jnp.abs(out[name]["bias"]).max()) == 0.0
+    assert not any("bias" in r for r, _ in rules)
