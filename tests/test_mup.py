@@ -336,3 +336,20 @@ def test_mup_rules_leave_nnx_attention_biases_alone():
     for name in ("query", "key", "value", "out"):
         assert float(jnp.abs(out[name]["bias"]).max()) == 0.0
     assert not any("bias" in r for r, _ in rules)
+
+
+def test_mup_rules_leave_linen_attention_biases_alone():
+    # Same regression on linen MultiHeadDotProductAttention: biases are (heads, head_dim).
+    import flax.linen as nn
+
+    def params_at(d):
+        m = nn.MultiHeadDotProductAttention(num_heads=4, qkv_features=d)
+        x = jnp.ones((1, 2, d))
+        return m.init(jax.random.key(0), x, x)
+
+    params, bparams = params_at(256), params_at(64)
+    rules = jaxinit.mup_rules(params, bparams)
+    out = jaxinit.reinit(params, jax.random.key(1), rules)
+    for name in ("query", "key", "value", "out"):
+        assert float(jnp.abs(out["params"][name]["bias"]).max()) == 0.0
+    assert not any("bias" in r for r, _ in rules)
