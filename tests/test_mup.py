@@ -316,3 +316,75 @@ def test_mup_rules_through_reinit_nnx_module():
     spec = jaxinit.reinit(model, jax.random.key(2), jaxinit.spectral_rules(model))
     s = jnp.linalg.svd(spec.l1.kernel.get_value(), compute_uv=False)
     np.testing.assert_allclose(s, 4.0, rtol=1e-4)   # sqrt(1024 / 64)
+
+
+def test_mup_rules_leave_nnx_attention_biases_alone():
+    # Regression: q/k/v biases of nnx MultiHeadAttention are (heads, head_dim); they are
+    # vectors, so they must stay exactly zero (their Flax init) after muP reinit.
+    from flax import nnx
+
+    def make(d):
+        return nnx.MultiHeadAttention(num_heads=4, in_features=d, qkv_features=d,
+                                      decode=False, rngs=nnx.Rngs(0))
+
+    m, b = make(256), make(64)
+    _, params = nnx.split(m, nnx.Param)
+    _, bparams = nnx.split(b, nnx.Param)
+    params, bparams = nnx.to_pure_dict(params), nnx.to_pure_dict(bparams)
+    rules = jaxinit.mup_rules(params, bparams)
+    out = jaxinit.reinit(params, jax.random.key(0), rules)
+    for name in ("query", "key", "value", "out"):
+        assert float(jnp.abs(out[name]["bias"]).max()) == 0.0
+    assert not any("bias" in r for r, _ in rules)
+
+
+def test_mup_rules_leave_linen_attention_biases_alone():
+    # Same regression on linen MultiHeadDotProductAttention: biases are (heads, head_dim).
+    import flax.linen as nn
+
+    def params_at(d):
+        m = nn.MultiHeadDotProductAttention(num_heads=4, qkv_features=d)
+        x = jnp.ones((1, 2, d))
+        return m.init(jax.random.key(0), x, x)
+
+    params, bparams = params_at(256), params_at(64)
+    rules = jaxinit.mup_rules(params, bparams)
+    out = jaxinit.reinit(params, jax.random.key(1), rules)
+    for name in ("query", "key", "value", "out"):
+        assert float(jnp.abs(out["params"][name]["bias"]).max()) == 0.0
+    assert not any("bias" in r for r, _ in rules)
+
+
+@pytest.mark.parametrize("flavor", ["nnx", "linen"])
+def test_mup_rules_attention_kernels_use_their_in_out_axes(flavor):
+    # Regression: q/k/v kernels are (d, heads, head_dim) with input axis 0, the out kernel
+    # is (heads, head_dim, d) with input axes (0, 1); both have fan_in = d. Oracle: muP's
+    # hidden init Var = scale / d in float64. Initializing the kernels as 2-D over their
+    # last two axes (in -2, out -1, the rest a receptive field) was shown to fail this test:
+    # q/k/v then get fan_in = heads * d = 1024, relative error -0.75. (For the out kernel
+    # that variant happens to give the same fan_in, head_dim * heads = d.)
+    d, heads, scale = 256, 4, 2.0
+    if flavor == "nnx":
+        def make(w):
+            return nnx.MultiHeadAttention(num_heads=heads, in_features=w, qkv_features=w,
+                                          decode=False, rngs=nnx.Rngs(0))
+        params = nnx.to_pure_dict(nnx.split(make(d), nnx.Param)[1])
+        base = nnx.to_pure_dict(nnx.split(make(64), nnx.Param)[1])
+        get = lambda p, n: p[n]["kernel"]
+    else:
+        def make(w):
+            m = nn.MultiHeadDotProductAttention(num_heads=heads, qkv_features=w)
+            x = jnp.ones((1, 2, w))
+            return m.init(jax.random.key(0), x, x)
+        params, base = make(d), make(64)
+        get = lambda p, n: p["params"][n]["kernel"]
+    rules = jaxinit.mup_rules(params, base, scale=scale)
+    out = jaxinit.reinit(params, jax.random.key(7), rules)
+    expected = np.float64(scale) / np.float64(d)
+    for name in ("query", "key", "value", "out"):
+        w = np.asarray(get(out, name), np.float64)
+        assert w.size == d * d
+        # n = 65536 normal draws (mean known to be 0): the sample variance has relative
+        # s.e. sqrt(2/n) ~ 0.0055; tolerance 5 s.e. (false failure ~ 6e-7 per kernel).
+        rel = float(np.mean(w**2)) / expected - 1
+        assert abs(rel) < 5 * math.sqrt(2 / w.size), (name, rel)

@@ -183,6 +183,10 @@ def _compile_axes(name: str, axes: Any) -> list[tuple[re.Pattern[str], tuple[Axe
     return out
 
 
+#: Leaf names that are vectors (biases, norm scales) whatever their rank.
+_VECTOR_LEAVES = frozenset({"bias", "scale"})
+
+
 def _classify_one(
     name: str,
     path: str,
@@ -192,7 +196,9 @@ def _classify_one(
     out_axis: Axes,
 ) -> MuPParam:
     bshape, infinite = base
-    if len(shape) < 2:
+    # A bias or norm scale is a vector whatever its rank: nnx attention's q/k/v biases
+    # are (heads, head_dim), which rank alone would take for a kernel.
+    if len(shape) < 2 or path.rsplit("/", 1)[-1] in _VECTOR_LEAVES:
         size, bsize = math.prod(shape), math.prod(bshape)
         kind: Kind = "vector" if any(infinite) else "finite"
         return MuPParam(kind, shape, bshape, (), tuple(range(len(shape))), 1, size, 1, bsize)
@@ -446,7 +452,7 @@ def mup_rules(
     return tuple(
         (re.escape(path), _init_for(info, scale, out_scale, distribution))
         for path, info in infos.items()
-        if len(info.shape) >= 2
+        if len(info.shape) >= 2 and path.rsplit("/", 1)[-1] not in _VECTOR_LEAVES
     )
 
 
