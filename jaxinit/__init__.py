@@ -39,6 +39,7 @@ from jaxinit._src.meanfield import critical_point as critical_point
 from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
 from jaxinit._src.meanfield import depth_scales as depth_scales
 from jaxinit._src.meanfield import q_star as q_star
+from jaxinit._src.coord_check import mup_coord_check as mup_coord_check
 from jaxinit._src.mup import MuPParam as MuPParam
 from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
 from jaxinit._src.mup import mup_classify as mup_classify
@@ -149,6 +150,7 @@ __all__ = [
     "mup_output",
     "mup_lr_scale",
     "mup_attention_scale",
+    "mup_coord_check",
     "spectral",
     "spectral_rules",
     "spectral_lr_scale",

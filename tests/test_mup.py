@@ -454,3 +454,48 @@ def test_parity_with_mup_package_on_mlp():
         for w in (effective[i], ours_w):
             rel = float(np.mean(w**2)) / var - 1
             assert abs(rel) < 5 * math.sqrt(0.8 / w.size), (i, rel)
+
+
+# --- mup_coord_check ------------------------------------------------------------------------
+
+
+def coord_check(param, lr=2.0**-5):
+    def make(width):
+        model, init, make_tx = setup(width, param)
+
+        def loss_fn(p, batch):
+            x, y = batch
+            logits, acts = model.apply(p, x)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, acts
+
+        return init(jax.random.key(0)), loss_fn, make_tx(lr)
+
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam mixes Python floats and int32
+        return jaxinit.mup_coord_check(make, (32, 64, 128), (X[:128], Y[:128]), steps=3)
+
+
+def test_mup_coord_check_readout_flat_under_mup_grows_under_sp():
+    """After the first Adam steps the readout's mean |logit| keeps its size across widths
+    32/64/128 under muP (base 128) and grows about linearly with width under SP."""
+    mup, sp = coord_check("mup"), coord_check("sp")
+    assert mup.shape == sp.shape == (3, 3, 3)  # widths, steps, (h1, h2, logits)
+    logw = np.log([32, 64, 128])
+    slope = lambda a, t: np.polyfit(logw, np.log(a[:, t, 2]), 1)[0]
+    mup_slopes = [slope(mup, t) for t in (1, 2)]
+    sp_slopes = [slope(sp, t) for t in (1, 2)]
+    # Measured (deterministic keys): muP 0.12, 0.12; SP 1.05, 0.92 (SP's logits grow ~ width
+    # once Adam has moved the readout). At step 0 muP's logits shrink as width^-1/2 by design.
+    assert all(abs(s) < 0.3 for s in mup_slopes), mup_slopes
+    assert all(s > 0.7 for s in sp_slopes), sp_slopes
+
+
+def test_mup_coord_check_errors():
+    with pytest.raises(ValueError, match=r"mup_coord_check: widths=\(64, 32\)"):
+        jaxinit.mup_coord_check(lambda w: None, [64, 32], None)
+    with pytest.raises(ValueError, match="widths=.*strictly grow"):
+        jaxinit.mup_coord_check(lambda w: None, [64, 64], None)
+    with pytest.raises(ValueError, match="steps=0"):
+        jaxinit.mup_coord_check(lambda w: None, [32, 64], None, steps=0)
+    with pytest.raises(TypeError, match=r"make_model\(32\) returned NoneType"):
+        jaxinit.mup_coord_check(lambda w: None, [32, 64], None)
