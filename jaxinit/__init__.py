@@ -10,6 +10,7 @@ from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import scaled as scaled
 from jaxinit._src.combinators import stacked as stacked
+from jaxinit._src.coord_check import mup_coord_check as mup_coord_check
 
 # Parametrizations (issue 6)
 from jaxinit._src.depth import DeepNorm as DeepNorm
@@ -39,7 +40,6 @@ from jaxinit._src.meanfield import critical_point as critical_point
 from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
 from jaxinit._src.meanfield import depth_scales as depth_scales
 from jaxinit._src.meanfield import q_star as q_star
-from jaxinit._src.coord_check import mup_coord_check as mup_coord_check
 from jaxinit._src.mup import MuPParam as MuPParam
 from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
 from jaxinit._src.mup import mup_classify as mup_classify

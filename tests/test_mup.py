@@ -493,7 +493,7 @@ def test_mup_coord_check_readout_flat_under_mup_grows_under_sp():
 def test_mup_coord_check_errors():
     with pytest.raises(ValueError, match=r"mup_coord_check: widths=\(64, 32\)"):
         jaxinit.mup_coord_check(lambda w: None, [64, 32], None)
-    with pytest.raises(ValueError, match="widths=.*strictly grow"):
+    with pytest.raises(ValueError, match=r"widths=.*strictly grow"):
         jaxinit.mup_coord_check(lambda w: None, [64, 64], None)
     with pytest.raises(ValueError, match="steps=0"):
         jaxinit.mup_coord_check(lambda w: None, [32, 64], None, steps=0)

@@ -10,6 +10,7 @@ Appendix D.1, https://arxiv.org/abs/2203.03466).
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ def _check_widths(name: str, widths: Any) -> tuple[int, ...]:
         out = tuple(operator.index(w) for w in widths)
     except TypeError:
         raise TypeError(f"{name}: widths={widths!r} must be a sequence of ints") from None
-    if len(out) < 2 or out[0] <= 0 or any(b <= a for a, b in zip(out, out[1:], strict=False)):
+    if len(out) < 2 or out[0] <= 0 or any(b <= a for a, b in itertools.pairwise(out)):
         raise ValueError(
             f"{name}: widths={out!r} must be at least two positive widths that strictly grow"
         )
