@@ -485,7 +485,7 @@ def test_mup_coord_check_readout_flat_under_mup_grows_under_sp():
     mup_slopes = [slope(mup, t) for t in (1, 2)]
     sp_slopes = [slope(sp, t) for t in (1, 2)]
     # Measured (deterministic keys): muP 0.12, 0.12; SP 1.05, 0.92 (SP's logits grow ~ width
-    # once Adam has moved the readout). At step 0 muP's logits shrink as width^-1/2 by design.
+    # once Adam has moved the readout). At step 0 muP's logits shrink as width^-1/2, as intended.
     assert all(abs(s) < 0.3 for s in mup_slopes), mup_slopes
     assert all(s > 0.7 for s in sp_slopes), sp_slopes
 
