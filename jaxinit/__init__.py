@@ -11,6 +11,7 @@ from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import scaled as scaled
 from jaxinit._src.combinators import stacked as stacked
+from jaxinit._src.coord_check import mup_coord_check as mup_coord_check
 
 # Parametrizations (issue 6)
 from jaxinit._src.depth import DeepNorm as DeepNorm
@@ -163,6 +164,7 @@ __all__ = [
     "mup_output",
     "mup_lr_scale",
     "mup_attention_scale",
+    "mup_coord_check",
     "spectral",
     "spectral_rules",
     "spectral_lr_scale",

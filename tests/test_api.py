@@ -80,6 +80,7 @@ PARAMETRIZATIONS = {
     "mup_output",
     "mup_lr_scale",
     "mup_attention_scale",
+    "mup_coord_check",
     "spectral",
     "spectral_rules",
     "spectral_lr_scale",

@@ -388,3 +388,114 @@ def test_mup_rules_attention_kernels_use_their_in_out_axes(flavor):
         # s.e. sqrt(2/n) ~ 0.0055; tolerance 5 s.e. (false failure ~ 6e-7 per kernel).
         rel = float(np.mean(w**2)) / expected - 1
         assert abs(rel) < 5 * math.sqrt(2 / w.size), (name, rel)
+
+
+# --- Parity with the reference `mup` package (PyTorch) -------------------------------------
+
+
+def test_parity_with_mup_package_on_mlp():
+    """The same 3-layer MLP at width 256 over base 64 in torch with ``mup.MuReadout`` and
+    ``mup.set_base_shapes``: MuAdam's per-parameter learning rates and mup's default init
+    (torch's Linear init, readout rescaled by set_base_shapes) against ``mup_lr_scale`` and
+    ``mup_rules``. mup keeps the readout weight's lr and divides its *input* by width_mult
+    in the forward pass; under Adam (invariant to gradient scale) that is the same as the
+    effective weight W / width_mult getting lr / width_mult, which is what jaxinit scales."""
+    import mup
+    import torch
+
+    def torch_mlp(w):
+        return torch.nn.Sequential(
+            torch.nn.Linear(64, w), torch.nn.ReLU(), torch.nn.Linear(w, w), torch.nn.ReLU(),
+            mup.MuReadout(w, 10),
+        )
+
+    torch.manual_seed(0)
+    model = torch_mlp(256)
+    mup.set_base_shapes(model, torch_mlp(64))
+    readout = model[4]
+    width_mult = readout.width_mult()
+    assert width_mult == 4
+    lr = 1e-3
+    opt = mup.MuAdam(model.parameters(), lr=lr)
+    group_lr = {id(p): g["lr"] / lr for g in opt.param_groups for p in g["params"]}
+    names = dict(model.named_parameters())
+    # The readout weight's effective lr also carries the forward's 1 / width_mult.
+    forward_mult = {"4.weight": 1 / width_mult}
+    mup_lr = {n: group_lr[id(p)] * forward_mult.get(n, 1.0) for n, p in names.items()}
+
+    params = mlp(256).init(jax.random.key(0), jnp.ones((1, 64)))
+    tx = jaxinit.mup_lr_scale(params, shapes(64))
+    ones = jax.tree.map(jnp.ones_like, params)
+    scaled, _ = tx.update(ones, tx.init(params), params)
+    ours = {f"{i}.{kind}": float(scaled["params"][f"layers_{i}"][leaf].reshape(-1)[0])
+            for i in (0, 2, 4) for kind, leaf in (("weight", "kernel"), ("bias", "bias"))}
+    assert ours == pytest.approx(mup_lr, rel=1e-12)
+    assert mup_lr["2.weight"] == 1 / 4 and mup_lr["0.weight"] == 1.0  # not all trivially 1
+
+    # Init: torch's Linear default is U(+-1/sqrt(fan_in)), Var = 1/(3 fan_in); the readout
+    # weight is then multiplied by sqrt(width_mult) and its input divided by width_mult, so
+    # the effective readout Var = (1/(3 fan_in)) / width_mult = (1/3) base_fan_in / fan_in^2.
+    # jaxinit's equivalent: mup_rules(scale=1/3, distribution="uniform").
+    effective = {
+        0: names["0.weight"].detach().double().numpy(),
+        2: names["2.weight"].detach().double().numpy(),
+        4: names["4.weight"].detach().double().numpy() / width_mult,
+    }
+    formula = {0: 1 / (3 * 64), 2: 1 / (3 * 256), 4: (1 / 3) * 64 / 256**2}
+    rules = jaxinit.mup_rules(params, shapes(64), scale=1 / 3, distribution="uniform")
+    drawn = jaxinit.reinit(params, jax.random.key(5), rules)
+    for i, var in formula.items():
+        ours_w = np.asarray(drawn["params"][f"layers_{i}"]["kernel"], np.float64)
+        rule = dict(rules)[f"params/layers_{i}/kernel"]
+        assert math.isclose(jaxinit.describe(rule, ours_w.shape).std ** 2, var, rel_tol=1e-6)
+        # Uniform draws (mean 0 known): the sample variance has relative s.e.
+        # sqrt(0.8 / n) (excess kurtosis -1.2); n >= 2560 gives s.e. <= 0.018, tolerance
+        # 5 s.e. (false failure ~ 6e-7 per check).
+        for w in (effective[i], ours_w):
+            rel = float(np.mean(w**2)) / var - 1
+            assert abs(rel) < 5 * math.sqrt(0.8 / w.size), (i, rel)
+
+
+# --- mup_coord_check ------------------------------------------------------------------------
+
+
+def coord_check(param, lr=2.0**-5):
+    def make(width):
+        model, init, make_tx = setup(width, param)
+
+        def loss_fn(p, batch):
+            x, y = batch
+            logits, acts = model.apply(p, x)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, acts
+
+        return init(jax.random.key(0)), loss_fn, make_tx(lr)
+
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam mixes Python floats and int32
+        return jaxinit.mup_coord_check(make, (32, 64, 128), (X[:128], Y[:128]), steps=3)
+
+
+def test_mup_coord_check_readout_flat_under_mup_grows_under_sp():
+    """After the first Adam steps the readout's mean |logit| keeps its size across widths
+    32/64/128 under muP (base 128) and grows about linearly with width under SP."""
+    mup, sp = coord_check("mup"), coord_check("sp")
+    assert mup.shape == sp.shape == (3, 3, 3)  # widths, steps, (h1, h2, logits)
+    logw = np.log([32, 64, 128])
+    slope = lambda a, t: np.polyfit(logw, np.log(a[:, t, 2]), 1)[0]
+    mup_slopes = [slope(mup, t) for t in (1, 2)]
+    sp_slopes = [slope(sp, t) for t in (1, 2)]
+    # Measured (deterministic keys): muP 0.12, 0.12; SP 1.05, 0.92 (SP's logits grow ~ width
+    # once Adam has moved the readout). At step 0 muP's logits shrink as width^-1/2, as intended.
+    assert all(abs(s) < 0.3 for s in mup_slopes), mup_slopes
+    assert all(s > 0.7 for s in sp_slopes), sp_slopes
+
+
+def test_mup_coord_check_errors():
+    with pytest.raises(ValueError, match=r"mup_coord_check: widths=\(64, 32\)"):
+        jaxinit.mup_coord_check(lambda w: None, [64, 32], None)
+    with pytest.raises(ValueError, match=r"widths=.*strictly grow"):
+        jaxinit.mup_coord_check(lambda w: None, [64, 64], None)
+    with pytest.raises(ValueError, match="steps=0"):
+        jaxinit.mup_coord_check(lambda w: None, [32, 64], None, steps=0)
+    with pytest.raises(TypeError, match=r"make_model\(32\) returned NoneType"):
+        jaxinit.mup_coord_check(lambda w: None, [32, 64], None)
