@@ -39,6 +39,13 @@ from jaxinit._src.meanfield import critical_point as critical_point
 from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
 from jaxinit._src.meanfield import depth_scales as depth_scales
 from jaxinit._src.meanfield import q_star as q_star
+from jaxinit._src.lora import LoRAGaussianA as LoRAGaussianA
+from jaxinit._src.lora import LoRAWeights as LoRAWeights
+from jaxinit._src.lora import lora_a as lora_a
+from jaxinit._src.lora import lora_b as lora_b
+from jaxinit._src.lora import lora_scaling as lora_scaling
+from jaxinit._src.lora import olora as olora
+from jaxinit._src.lora import pissa as pissa
 from jaxinit._src.mup import MuPParam as MuPParam
 from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
 from jaxinit._src.mup import mup_classify as mup_classify
@@ -89,6 +96,13 @@ from jaxinit._src.tree import reinit as reinit
 __version__ = "0.1.0"
 
 __all__ = [
+    "LoRAGaussianA",
+    "LoRAWeights",
+    "lora_a",
+    "lora_b",
+    "lora_scaling",
+    "olora",
+    "pissa",
     "MambaALog",
     "mamba_a_log",
     "S4DLin",
