@@ -31,6 +31,13 @@ from jaxinit._src.diagnose import diagnose as diagnose
 from jaxinit._src.fans import compute_fans as compute_fans
 from jaxinit._src.fans import einsum_axes as einsum_axes
 from jaxinit._src.gain import gain as gain
+from jaxinit._src.lora import LoRAGaussianA as LoRAGaussianA
+from jaxinit._src.lora import LoRAWeights as LoRAWeights
+from jaxinit._src.lora import lora_a as lora_a
+from jaxinit._src.lora import lora_b as lora_b
+from jaxinit._src.lora import lora_scaling as lora_scaling
+from jaxinit._src.lora import olora as olora
+from jaxinit._src.lora import pissa as pissa
 from jaxinit._src.lsuv import LSUVLayer as LSUVLayer
 from jaxinit._src.lsuv import LSUVReport as LSUVReport
 from jaxinit._src.lsuv import lsuv as lsuv
@@ -39,13 +46,6 @@ from jaxinit._src.meanfield import critical_point as critical_point
 from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
 from jaxinit._src.meanfield import depth_scales as depth_scales
 from jaxinit._src.meanfield import q_star as q_star
-from jaxinit._src.lora import LoRAGaussianA as LoRAGaussianA
-from jaxinit._src.lora import LoRAWeights as LoRAWeights
-from jaxinit._src.lora import lora_a as lora_a
-from jaxinit._src.lora import lora_b as lora_b
-from jaxinit._src.lora import lora_scaling as lora_scaling
-from jaxinit._src.lora import olora as olora
-from jaxinit._src.lora import pissa as pissa
 from jaxinit._src.mup import MuPParam as MuPParam
 from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
 from jaxinit._src.mup import mup_classify as mup_classify

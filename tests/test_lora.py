@@ -187,7 +187,7 @@ def test_bad_inputs():
         jaxinit.pissa(jnp.zeros((4, 4)), 2.5)
     with pytest.raises(ValueError, match="olora: kernel must be a 2-D float"):
         jaxinit.olora(jnp.zeros((4, 4, 4)), 2)
-    with pytest.raises(ValueError, match="pissa: scaling=0.0"):
+    with pytest.raises(ValueError, match=r"pissa: scaling=0\.0"):
         jaxinit.pissa(jnp.ones((4, 4)), 2, scaling=0)
-    with pytest.raises(ValueError, match="lora_a.*variant"):
+    with pytest.raises(ValueError, match=r"lora_a.*variant"):
         jaxinit.lora_a("uniform")  # type: ignore[arg-type]

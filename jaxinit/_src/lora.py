@@ -41,6 +41,12 @@ class LoRAGaussianA(InitializerBase):
 
     (the standard deviation is ``1/r``, as peft's ``init_lora_weights="gaussian"``).
 
+    Example:
+      >>> import jax, jaxinit
+      >>> a = jaxinit.LoRAGaussianA()(jax.random.key(0), (512, 4))
+      >>> round(float(a.std()), 2)   # 1/r
+      0.25
+
     Reference: https://arxiv.org/abs/2106.09685
     """
 
@@ -101,11 +107,12 @@ def lora_b() -> Constant:
 def _check_r(name: str, r: Any, bound: int | None = None) -> int:
     if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r <= 0:
         raise ValueError(f"{name}: r={r!r} must be a positive int (r >= 1)")
-    if bound is not None and r > bound:
+    rank = int(r)
+    if bound is not None and rank > bound:
         raise ValueError(
             f"{name}: r={r!r} must be <= min(fan_in, fan_out) = {bound} for this kernel"
         )
-    return int(r)
+    return rank
 
 
 def lora_scaling(alpha: float, r: int, *, rslora: bool = False) -> float:
@@ -134,6 +141,12 @@ class LoRAWeights:
       a: ``(in, r)``, for ``nnx.LoRA.lora_a`` (peft's ``lora_A.weight.T``).
       b: ``(r, out)``, for ``nnx.LoRA.lora_b`` (peft's ``lora_B.weight.T``).
       base: ``(in, out)``, the residual base kernel that replaces the original one.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> w = jaxinit.olora(jax.random.normal(jax.random.key(0), (6, 4)), 2)
+      >>> w.a.shape, w.b.shape, w.base.shape
+      ((6, 2), (2, 4), (6, 4))
     """
 
     a: jax.Array
@@ -155,7 +168,9 @@ def _check_kernel(name: str, kernel: Any, r: Any, scaling: Any) -> tuple[jax.Arr
     return kernel, r, scaling
 
 
-def _finish(kernel: jax.Array, a: jax.Array, b: jax.Array, w: jax.Array, scaling: float) -> LoRAWeights:
+def _finish(
+    kernel: jax.Array, a: jax.Array, b: jax.Array, w: jax.Array, scaling: float
+) -> LoRAWeights:
     base = w - scaling * (b @ a)
     dtype = kernel.dtype
     return LoRAWeights(a=a.T.astype(dtype), b=b.T.astype(dtype), base=base.T.astype(dtype))
