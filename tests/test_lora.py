@@ -87,6 +87,36 @@ def test_pissa_matches_peft(fan_in, fan_out, r, alpha, rslora):
     )
 
 
+def test_fast_pissa_close_to_peft():
+    """Randomized PiSSA (peft's pissa_niter_K) on a weight with a spectral gap after S_r."""
+    fan_in, fan_out, r = 40, 30, 4
+    rng = np.random.default_rng(0)
+    u, _ = np.linalg.qr(rng.standard_normal((fan_out, fan_out)))
+    v, _ = np.linalg.qr(rng.standard_normal((fan_in, fan_in)))
+    s = np.r_[[8.0, 6.0, 5.0, 4.0], 0.5 * 0.8 ** np.arange(fan_out - r)]
+    weight = ((u * s) @ v[:, :fan_out].T).astype(np.float32)  # (out, in), gap 4 -> 0.5
+    torch.manual_seed(0)
+    model = _Tiny(fan_in, fan_out)
+    with torch.no_grad():
+        model.lin.weight.copy_(torch.from_numpy(weight))
+    cfg = peft.LoraConfig(
+        r=r, lora_alpha=8, target_modules=["lin"], init_lora_weights="pissa_niter_4"
+    )
+    layer = peft.get_peft_model(model, cfg).base_model.model.lin
+    a, b, base = _factors(layer)
+    scaling = layer.scaling["default"]
+    got = jaxinit.pissa(weight.T, r, scaling=scaling, niter=4, key=jax.random.key(0))
+    exact = jaxinit.pissa(weight.T, r, scaling=scaling)
+    # Both randomized results are within the power-iteration error (ratio (0.5/4)^(2*4+1)
+    # of the tail, ~1e-8 here) of the exact split, so they agree to float32 round-off.
+    np.testing.assert_allclose(np.asarray(got.base), base.T, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(got.a @ got.b), (b @ a).T, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(got.base), np.asarray(exact.base), atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(got.base + scaling * got.a @ got.b), weight.T, atol=TOL
+    )
+
+
 @pytest.mark.parametrize("fn", [jaxinit.pissa, jaxinit.olora])
 def test_low_precision_kernel(fn):
     """bfloat16 kernels are factorized in float32 and returned in bfloat16."""
@@ -189,5 +219,11 @@ def test_bad_inputs():
         jaxinit.olora(jnp.zeros((4, 4, 4)), 2)
     with pytest.raises(ValueError, match=r"pissa: scaling=0\.0"):
         jaxinit.pissa(jnp.ones((4, 4)), 2, scaling=0)
+    with pytest.raises(ValueError, match=r"pissa: niter=4 needs a PRNG key"):
+        jaxinit.pissa(jnp.ones((4, 4)), 2, niter=4)
+    with pytest.raises(ValueError, match=r"pissa: niter=-1 must be an int >= 0"):
+        jaxinit.pissa(jnp.ones((4, 4)), 2, niter=-1, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"pissa: key is only used with niter"):
+        jaxinit.pissa(jnp.ones((4, 4)), 2, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"lora_a.*variant"):
         jaxinit.lora_a("uniform")  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src import sampling
-from jaxinit._src.base import InitializerBase, Shape, check_choice, check_scalar
+from jaxinit._src.base import InitializerBase, Shape, check_choice, check_key, check_scalar
 from jaxinit._src.schemes import Constant, zeros
 from jaxinit.torch import kaiming_uniform
 
@@ -183,7 +183,27 @@ def _work(kernel: jax.Array) -> jax.Array:
     return kernel.T.astype(work)
 
 
-def pissa(kernel: Any, r: int, *, scaling: float = 1.0) -> LoRAWeights:
+def _randomized_svd(
+    w: jax.Array, r: int, niter: int, key: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Top-``r`` SVD by a randomized range finder with ``niter`` power iterations."""
+    omega = jax.random.normal(key, (w.shape[1], r), w.dtype)
+    q, _ = jnp.linalg.qr(w @ omega)
+    for _ in range(niter):  # re-orthogonalized subspace iteration
+        q, _ = jnp.linalg.qr(w.T @ q)
+        q, _ = jnp.linalg.qr(w @ q)
+    u, s, vh = jnp.linalg.svd(q.T @ w, full_matrices=False)
+    return q @ u, s, vh
+
+
+def pissa(
+    kernel: Any,
+    r: int,
+    *,
+    scaling: float = 1.0,
+    niter: int | None = None,
+    key: jax.Array | None = None,
+) -> LoRAWeights:
     """PiSSA: the adapter holds the top-``r`` singular triplets of the kernel.
 
     With the PyTorch-layout weight :math:`W = K^\\top = U \\operatorname{diag}(S) V^\\top`
@@ -210,7 +230,17 @@ def pissa(kernel: Any, r: int, *, scaling: float = 1.0) -> LoRAWeights:
     """
     kernel, r, scaling = _check_kernel("pissa", kernel, r, scaling)
     w = _work(kernel)
-    u, s, vh = jnp.linalg.svd(w, full_matrices=False)
+    if niter is None:
+        if key is not None:
+            raise ValueError("pissa: key is only used with niter (the randomized SVD)")
+        u, s, vh = jnp.linalg.svd(w, full_matrices=False)
+    else:
+        if isinstance(niter, bool) or not isinstance(niter, numbers.Integral) or niter < 0:
+            raise ValueError(f"pissa: niter={niter!r} must be an int >= 0")
+        if key is None:
+            raise ValueError(f"pissa: niter={niter} needs a PRNG key (key=None)")
+        check_key("pissa", key)
+        u, s, vh = _randomized_svd(w, r, int(niter), key)
     root = jnp.sqrt(s[:r] / scaling)
     return _finish(kernel, root[:, None] * vh[:r], u[:, :r] * root[None, :], w, scaling)
 
