@@ -35,6 +35,13 @@ from jaxinit._src.diagnose import diagnose as diagnose
 from jaxinit._src.fans import compute_fans as compute_fans
 from jaxinit._src.fans import einsum_axes as einsum_axes
 from jaxinit._src.gain import gain as gain
+from jaxinit._src.lora import LoRAGaussianA as LoRAGaussianA
+from jaxinit._src.lora import LoRAWeights as LoRAWeights
+from jaxinit._src.lora import lora_a as lora_a
+from jaxinit._src.lora import lora_b as lora_b
+from jaxinit._src.lora import lora_scaling as lora_scaling
+from jaxinit._src.lora import olora as olora
+from jaxinit._src.lora import pissa as pissa
 from jaxinit._src.lsuv import LSUVLayer as LSUVLayer
 from jaxinit._src.lsuv import LSUVReport as LSUVReport
 from jaxinit._src.lsuv import lsuv as lsuv
@@ -93,6 +100,13 @@ from jaxinit._src.tree import reinit as reinit
 __version__ = "0.1.0"
 
 __all__ = [
+    "LoRAGaussianA",
+    "LoRAWeights",
+    "lora_a",
+    "lora_b",
+    "lora_scaling",
+    "olora",
+    "pissa",
     "MambaALog",
     "mamba_a_log",
     "S4DLin",
