@@ -1,9 +1,10 @@
-"""jaxinit.compare_model on user models defined here (linen and nnx MLPs)."""
+"""jaxinit.compare_model on user models defined here (linen, nnx and Equinox MLPs)."""
 
 from __future__ import annotations
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -167,6 +168,7 @@ BAD = [
     ({"data": (DATA[0], DATA[1], DATA[2][:, :4], DATA[3])}, "x_test (48, 4)"),
     ({"data": (DATA[0], DATA[1].astype(np.float32), DATA[2], DATA[3])}, "y_train has dtype"),
     ({"batch_size": 1000}, "batch_size=1000"),
+    ({"data": (DATA[0], DATA[1] + 5, DATA[2], DATA[3])}, "C >= 8"),
 ]
 
 
@@ -177,3 +179,18 @@ def test_bad_input(kwargs: dict, needle: str) -> None:
     with pytest.raises(ValueError, match="compare_model: ") as info:
         jaxinit.compare_model(LinenMLP(), data, **args)
     assert needle in str(info.value) and "expected" in str(info.value)
+
+
+def test_inputs_the_model_does_not_accept() -> None:
+    # NnxMLP takes 8 features; 5 features fail in the model, reported as a data error.
+    data = (DATA[0][:, :5], DATA[1], DATA[2][:, :5], DATA[3])
+    with pytest.raises(ValueError, match=r"compare_model: data: the model cannot be applied"):
+        jaxinit.compare_model(NnxMLP, data, schemes=["he"])
+
+
+def test_equinox_model() -> None:
+    mlp = eqx.nn.MLP(8, 3, 16, 1, key=jax.random.key(0))
+    r = jaxinit.compare_model(mlp, DATA, schemes=["he"], seeds=2, steps=10,
+                              optimizer=optax.adam(1e-2))
+    assert r.curves["he"].shape == (2, 10)
+    assert r.curves["he"][:, -1].max() < r.curves["he"][:, 0].min()

@@ -325,6 +325,20 @@ def compare_model(
     x0 = arrays[0][:1] if example_input is None else jnp.asarray(example_input)
     built, variables = _build("compare_model", model, x0, None, None, key)
     adapter = probe.adapt("compare_model", built, variables=variables)
+    try:
+        out = jax.eval_shape(adapter.apply, adapter.trainable, arrays[2][:1])
+    except Exception as e:  # the user's model on the user's data
+        raise ValueError(
+            f"compare_model: data: the model cannot be applied to inputs of shape "
+            f"{arrays[2][:1].shape}: {type(e).__name__}: {str(e).strip().splitlines()[0]}; "
+            "expected inputs the model accepts"
+        ) from e
+    classes = int(max(arrays[1].max(), arrays[3].max())) + 1
+    if getattr(out, "ndim", 0) != 2 or out.shape[1] < classes:
+        raise ValueError(
+            f"compare_model: data: the model's output has shape {getattr(out, 'shape', out)} "
+            f"for one example; expected (1, C) logits with C >= {classes} (the labels' range)"
+        )
     objective = _default_loss if loss is None else loss
     keys = jax.random.split(key, seeds)
 
