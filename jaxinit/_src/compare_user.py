@@ -292,9 +292,10 @@ def compare_model(
       >>> x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
       >>> y = (x[:, 0] > 0).astype(np.int32)
       >>> mlp = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(2)])
-      >>> r = jaxinit.compare_model(mlp, (x, y, x, y), schemes=["he", "lecun"], steps=20)
-      >>> r.curves["he"].shape
-      (3, 20)
+      >>> r = jaxinit.compare_model(mlp, (x, y, x, y), schemes=["he", "lecun"], seeds=2,
+      ...                           steps=5)
+      >>> r.curves["he"].shape, r.diverged["lecun"]
+      ((2, 5), (None, None))
     """
     import optax  # lazily: optax is an optional extra
 
