@@ -11,6 +11,8 @@ from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import scaled as scaled
 from jaxinit._src.combinators import stacked as stacked
+from jaxinit._src.compare_user import ModelComparison as ModelComparison
+from jaxinit._src.compare_user import compare_model as compare_model
 from jaxinit._src.coord_check import mup_coord_check as mup_coord_check
 
 # Parametrizations (issue 6)
@@ -26,8 +28,6 @@ from jaxinit._src.depth import t_fixup_init as t_fixup_init
 from jaxinit._src.depth import t_fixup_scale as t_fixup_scale
 from jaxinit._src.depth import wang_init as wang_init
 from jaxinit._src.depth import zero_init_rules as zero_init_rules
-from jaxinit._src.compare_user import ModelComparison as ModelComparison
-from jaxinit._src.compare_user import compare_model as compare_model
 from jaxinit._src.describe import Description as Description
 from jaxinit._src.describe import describe as describe
 from jaxinit._src.diagnose import Diagnosis as Diagnosis

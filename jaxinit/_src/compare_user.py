@@ -229,7 +229,9 @@ def make_train(
         def step(carry: Any, i: jax.Array) -> tuple[Any, jax.Array]:
             p, s = carry
             value, grads = jax.value_and_grad(objective)(p, xb[i % nb], yb[i % nb])
-            updates, s = optimizer.update(grads, s, p)
+            # optax mixes Python floats and int32 step counts (Adam's bias correction).
+            with jax.numpy_dtype_promotion("standard"):
+                updates, s = optimizer.update(grads, s, p)
             return (optax.apply_updates(p, updates), s), value
 
         (params, _), curve = jax.lax.scan(step, (params, state), jnp.arange(steps))
@@ -269,8 +271,9 @@ def compare_model(
       schemes: names from the ``jaxinit compare`` scheme table (``he``, ``xavier``,
         ``lecun``, ``orthogonal`` with gain 1, ...), Initializers, or a mapping
         name -> Initializer.
-      seeds: number of seeds (keys ``jax.random.split(key, seeds)``, the same for every
-        scheme).
+      seeds: number of seeds: seed :math:`i` re-draws the parameters with
+        ``jax.random.split(key, seeds)[i]``, the same for every scheme (the model itself
+        is built with ``key``).
       steps: optimizer steps per run.
       optimizer: an optax GradientTransformation; default ``optax.adam(1e-3)``.
       metric: ranking metric, ``test_accuracy`` (higher is better), ``train_loss`` or
@@ -289,9 +292,10 @@ def compare_model(
       >>> x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
       >>> y = (x[:, 0] > 0).astype(np.int32)
       >>> mlp = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(2)])
-      >>> r = jaxinit.compare_model(mlp, (x, y, x, y), schemes=["he", "lecun"], steps=20)
-      >>> r.curves["he"].shape
-      (3, 20)
+      >>> r = jaxinit.compare_model(mlp, (x, y, x, y), schemes=["he", "lecun"], seeds=2,
+      ...                           steps=5)
+      >>> r.curves["he"].shape, r.diverged["lecun"]
+      ((2, 5), (None, None))
     """
     import optax  # lazily: optax is an optional extra
 
@@ -319,12 +323,25 @@ def compare_model(
         )
     if key is None:
         key = jax.random.key(0)
-    model_key, seed_key = jax.random.split(key)
     x0 = arrays[0][:1] if example_input is None else jnp.asarray(example_input)
-    built, variables = _build("compare_model", model, x0, None, None, model_key)
+    built, variables = _build("compare_model", model, x0, None, None, key)
     adapter = probe.adapt("compare_model", built, variables=variables)
+    try:
+        out = jax.eval_shape(adapter.apply, adapter.trainable, arrays[2][:1])
+    except Exception as e:  # the user's model on the user's data
+        raise ValueError(
+            f"compare_model: data: the model cannot be applied to inputs of shape "
+            f"{arrays[2][:1].shape}: {type(e).__name__}: {str(e).strip().splitlines()[0]}; "
+            "expected inputs the model accepts"
+        ) from e
+    classes = int(max(arrays[1].max(), arrays[3].max())) + 1
+    if getattr(out, "ndim", 0) != 2 or out.shape[1] < classes:
+        raise ValueError(
+            f"compare_model: data: the model's output has shape {getattr(out, 'shape', out)} "
+            f"for one example; expected (1, C) logits with C >= {classes} (the labels' range)"
+        )
     objective = _default_loss if loss is None else loss
-    keys = jax.random.split(seed_key, seeds)
+    keys = jax.random.split(key, seeds)
 
     curves: dict[str, np.ndarray] = {}
     finals: dict[str, dict[str, np.ndarray]] = {}
