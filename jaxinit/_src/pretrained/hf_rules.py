@@ -17,14 +17,18 @@ _LLAMA_LAYER = (
     ("self_attn.k_proj", "weight", "kernel", layout.linear),
     ("self_attn.v_proj", "weight", "kernel", layout.linear),
     ("self_attn.o_proj", "weight", "kernel", layout.linear),
-    ("self_attn.q_proj", "bias", "bias", None),  # Qwen2
+    ("self_attn.q_proj", "bias", "bias", None),  # Qwen2; Llama's attention_bias
     ("self_attn.k_proj", "bias", "bias", None),
     ("self_attn.v_proj", "bias", "bias", None),
+    ("self_attn.o_proj", "bias", "bias", None),  # Llama's attention_bias
     ("self_attn.q_norm", "weight", "scale", None),  # Qwen3
     ("self_attn.k_norm", "weight", "scale", None),
     ("mlp.gate_proj", "weight", "kernel", layout.linear),
     ("mlp.up_proj", "weight", "kernel", layout.linear),
     ("mlp.down_proj", "weight", "kernel", layout.linear),
+    ("mlp.gate_proj", "bias", "bias", None),  # Llama's mlp_bias
+    ("mlp.up_proj", "bias", "bias", None),
+    ("mlp.down_proj", "bias", "bias", None),
     ("input_layernorm", "weight", "scale", None),
     ("post_attention_layernorm", "weight", "scale", None),
 )
@@ -54,7 +58,7 @@ def rules(
     - ``model.layers.N.self_attn.q_proj.weight`` (out, in) ->
       ``model/layers/N/self_attn/q_proj/kernel`` (in, out), likewise ``k_proj``,
       ``v_proj``, ``o_proj`` and ``mlp.gate_proj``, ``up_proj``, ``down_proj``;
-      ``...q_proj.bias`` -> ``.../q_proj/bias``;
+      each ``.bias`` (Qwen2's q/k/v, Llama's ``attention_bias``/``mlp_bias``) -> ``/bias``;
     - ``model.layers.N.input_layernorm.weight`` -> ``.../input_layernorm/scale``, likewise
       ``post_attention_layernorm``, ``self_attn.q_norm``/``k_norm`` and ``model.norm``;
     - ``lm_head.weight`` (V, E) -> ``lm_head/kernel`` (E, V).
