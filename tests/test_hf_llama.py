@@ -118,3 +118,36 @@ def test_bad_family_and_overrides():
         jaxinit.hf.rules("bert")
     with pytest.raises(ValueError, match="overrides must map str -> str"):
         jaxinit.hf.rules("llama", overrides={"model": 3})
+
+
+def test_parity_check_passes_on_the_loaded_model(untied):
+    path, _ = untied
+    model, _ = _load(path, tied=False, bias=False)
+    report = jaxinit.hf.parity_check(path, lambda t: _logits(model, jnp.asarray(t)), TOKENS)
+    assert report.passed and report.max_abs_diff <= 1e-4, str(report)
+    assert report.kl.shape == TOKENS.shape and report.kl.max() < 1e-9
+    assert report.top1.all()
+
+
+def test_parity_check_fails_on_an_unloaded_model(untied):
+    path, expected = untied
+    model = LlamaForCausalLM(CONFIG, rngs=nnx.Rngs(7))  # random, never loaded
+    got = np.asarray(_logits(model, jnp.asarray(TOKENS)))
+    report = jaxinit.hf.parity_check(path, lambda t: got, TOKENS)
+    assert not report.passed and "FAIL" in str(report)
+    np.testing.assert_allclose(report.max_abs_diff, np.abs(got - expected).max(), rtol=1e-5)
+    # KL oracle: torch.nn.functional.kl_div(log q, log p, log_target=True), summed over vocab.
+    f = torch.nn.functional
+    oracle = f.kl_div(f.log_softmax(torch.tensor(got, dtype=torch.float64), -1),
+                      f.log_softmax(torch.tensor(expected, dtype=torch.float64), -1),
+                      reduction="none", log_target=True).sum(-1).numpy()
+    np.testing.assert_allclose(report.kl, oracle, rtol=1e-4, atol=1e-9)
+    assert report.top1.mean() < 0.5
+
+
+def test_parity_check_bad_tokens(untied):
+    path, _ = untied
+    with pytest.raises(ValueError, match=r"parity_check: tokens must be a 2-D integer"):
+        jaxinit.hf.parity_check(path, lambda t: t, np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"parity_check: forward returned logits of shape"):
+        jaxinit.hf.parity_check(path, lambda t: np.zeros((2, 8, 3)), TOKENS)
