@@ -21,7 +21,8 @@ class RMSNorm(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         var = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
-        return x * jax.lax.rsqrt(var + self.eps) * self.scale[...].reshape((1,) * (x.ndim - 1) + (-1,))
+        scale = self.scale[...].reshape((1,) * (x.ndim - 1) + (-1,))
+        return x * jax.lax.rsqrt(var + self.eps) * scale
 
 
 def rope(x: jax.Array, theta: float) -> jax.Array:

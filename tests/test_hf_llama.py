@@ -108,7 +108,8 @@ def test_rules_follow_a_linen_target_and_overrides():
     rules = jaxinit.hf.rules("llama", target, overrides={"model": "backbone", "self_attn": "attn"})
     key = "model.layers.0.self_attn.q_proj.weight"
     regex, template, _ = next(r for r in rules if re.fullmatch(r[0], key))
-    assert re.fullmatch(regex, key).expand(template) == "params/backbone/layers_0/attn/q_proj/kernel"
+    match = re.fullmatch(regex, key)
+    assert match and match.expand(template) == "params/backbone/layers_0/attn/q_proj/kernel"
     lm = next(r for r in rules if r[0] == r"lm_head\.weight")
     assert lm[1] is None  # no lm_head in the target: tied, the checkpoint's copy is dropped
 
