@@ -114,3 +114,74 @@ class LlamaForCausalLM(nnx.Module):
     def __call__(self, tokens: jax.Array) -> jax.Array:
         h = self.model(tokens)
         return self.model.embed_tokens.attend(h) if self.tied else self.lm_head(h)
+
+
+class GPT2Attention(nnx.Module):
+    """Causal multi-head attention with q/k/v as separate (E, E) kernels (HF fuses them)."""
+
+    def __init__(self, hidden: int, heads: int, rngs: nnx.Rngs):
+        self.heads, self.d = heads, hidden // heads
+        self.q_proj = nnx.Linear(hidden, hidden, rngs=rngs)
+        self.k_proj = nnx.Linear(hidden, hidden, rngs=rngs)
+        self.v_proj = nnx.Linear(hidden, hidden, rngs=rngs)
+        self.c_proj = nnx.Linear(hidden, hidden, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, t, _ = x.shape
+
+        def split(y: jax.Array) -> jax.Array:
+            return y.reshape(b, t, self.heads, self.d).transpose(0, 2, 1, 3)
+
+        q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
+        scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(self.d)
+        scores = jnp.where(jnp.tril(jnp.ones((t, t), bool))[None, None], scores, -jnp.inf)
+        out = jax.nn.softmax(scores, axis=-1) @ v
+        return self.c_proj(out.transpose(0, 2, 1, 3).reshape(b, t, -1))
+
+
+class GPT2MLP(nnx.Module):
+    """:math:`W_2\\,\\mathrm{gelu}_{tanh}(W_1 x + b_1) + b_2` (https://arxiv.org/abs/1606.08415)."""
+
+    def __init__(self, hidden: int, inter: int, rngs: nnx.Rngs):
+        self.c_fc = nnx.Linear(hidden, inter, rngs=rngs)
+        self.c_proj = nnx.Linear(inter, hidden, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.c_proj(jax.nn.gelu(self.c_fc(x), approximate=True))
+
+
+class GPT2Block(nnx.Module):
+    def __init__(self, c: dict, rngs: nnx.Rngs):
+        self.ln_1 = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.attn = GPT2Attention(c["hidden"], c["heads"], rngs)
+        self.ln_2 = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.mlp = GPT2MLP(c["hidden"], 4 * c["hidden"], rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2Model(nnx.Module):
+    def __init__(self, c: dict, rngs: nnx.Rngs):
+        self.wte = nnx.Embed(c["vocab"], c["hidden"], rngs=rngs)
+        self.wpe = nnx.Embed(c["positions"], c["hidden"], rngs=rngs)
+        self.h = nnx.List([GPT2Block(c, rngs) for _ in range(c["layers"])])
+        self.ln_f = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        x = self.wte(tokens) + self.wpe(jnp.arange(tokens.shape[1]))[None]
+        for block in self.h:
+            x = block(x)
+        return self.ln_f(x)
+
+
+class GPT2LMHeadModel(nnx.Module):
+    """GPT-2 (https://cdn.openai.com/better-language-models/language_models_are_unsupervised_multitask_learners.pdf):
+    pre-norm blocks, learned positions, output tied to the token embedding."""
+
+    def __init__(self, c: dict, rngs: nnx.Rngs):
+        self.transformer = GPT2Model(c, rngs)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        return self.transformer.wte.attend(self.transformer(tokens))

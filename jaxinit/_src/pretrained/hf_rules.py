@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jaxinit._src.pretrained import layout
 from jaxinit._src.pretrained.merge import Rule, _flatten_target
 
-FAMILIES: tuple[str, ...] = ("llama",)
+FAMILIES: tuple[str, ...] = ("llama", "gpt2")
 
 # (HF module path under the layer, Flax leaf name, transform) for one Llama decoder layer.
 _LLAMA_LAYER = (
@@ -31,6 +32,31 @@ _LLAMA_LAYER = (
     ("mlp.down_proj", "bias", "bias", None),
     ("input_layernorm", "weight", "scale", None),
     ("post_attention_layernorm", "weight", "scale", None),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class split_qkv:
+    """GPT-2's fused ``c_attn`` (E, 3E) kernel or (3E,) bias -> equal thirds along the last
+    axis, ``{"q_proj/<leaf>": ..., "k_proj/<leaf>": ..., "v_proj/<leaf>": ...}``.
+
+    Conv1D weights are already (in, out), so nothing is transposed."""
+
+    leaf: str  # "kernel" or "bias"
+
+    def __call__(self, x: Any) -> dict[str, Any]:
+        n = x.shape[-1] // 3
+        return {f"{p}/{self.leaf}": x[..., i * n:(i + 1) * n]
+                for i, p in enumerate(("q_proj", "k_proj", "v_proj"))}
+
+
+# (HF module under the block, HF leaf, Flax leaf, transform) for one GPT-2 block.
+_GPT2_LAYER = (
+    ("ln_1", "weight", "scale", None), ("ln_1", "bias", "bias", None),
+    ("attn.c_proj", "weight", "kernel", None), ("attn.c_proj", "bias", "bias", None),
+    ("ln_2", "weight", "scale", None), ("ln_2", "bias", "bias", None),
+    ("mlp.c_fc", "weight", "kernel", None), ("mlp.c_fc", "bias", "bias", None),
+    ("mlp.c_proj", "weight", "kernel", None), ("mlp.c_proj", "bias", "bias", None),
 )
 
 
@@ -117,7 +143,7 @@ def rules(
         paths = list(tgt.values)
         if "params" in tgt.collections:
             lead = "params/"
-        layers = _rename("model.layers", overrides)
+        layers = _rename("transformer.h" if family == "gpt2" else "model.layers", overrides)
         if not any(re.match(rf"(?:params/)?{re.escape(layers)}/\d+/", p) for p in paths) and \
                 any(re.match(rf"(?:params/)?{re.escape(layers)}_\d+/", p) for p in paths):
             sep = "_"
@@ -127,6 +153,8 @@ def rules(
     def flax(module: str, leaf: str) -> str:
         return lead + _rename(module, overrides) + "/" + leaf
 
+    if family == "gpt2":
+        return _gpt2(flax, lead, sep, has_lm_head, overrides)
     out: list[Rule] = [(r"model\.embed_tokens\.weight", flax("model.embed_tokens", "embedding"),
                         None)]
     layers = lead + _rename("model.layers", overrides)
@@ -138,4 +166,29 @@ def rules(
                 layout.linear))
     # Rotary inverse frequencies are computed, not learned (older checkpoints store them).
     out.append((r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq", None, None))
+    return out
+
+
+def _gpt2(flax: Callable[[str, str], str], lead: str, sep: str, has_lm_head: bool,
+          overrides: Mapping[str, str]) -> list[Rule]:
+    t = r"(?:transformer\.)?"  # GPT2LMHeadModel's keys start with "transformer.", GPT2Model's not
+    out: list[Rule] = [
+        (rf"{t}wte\.weight", flax("transformer.wte", "embedding"), None),
+        (rf"{t}wpe\.weight", flax("transformer.wpe", "embedding"), None),
+    ]
+    blocks = lead + _rename("transformer.h", overrides)
+    attn = _rename("attn", overrides)
+    out.append((rf"{t}h\.(\d+)\.attn\.c_attn\.weight", f"{blocks}{sep}\\1/{attn}",
+                split_qkv("kernel")))
+    out.append((rf"{t}h\.(\d+)\.attn\.c_attn\.bias", f"{blocks}{sep}\\1/{attn}",
+                split_qkv("bias")))
+    for module, hf_leaf, leaf, transform in _GPT2_LAYER:
+        regex = rf"{t}h\.(\d+)\.{re.escape(module)}\.{hf_leaf}"
+        out.append((regex, f"{blocks}{sep}\\1/{_rename(module, overrides)}/{leaf}", transform))
+    out.append((rf"{t}ln_f\.weight", flax("transformer.ln_f", "scale"), None))
+    out.append((rf"{t}ln_f\.bias", flax("transformer.ln_f", "bias"), None))
+    out.append((r"lm_head\.weight", flax("lm_head", "kernel") if has_lm_head else None,
+                layout.linear))
+    # The causal-mask buffers older versions saved are not weights.
+    out.append((rf"{t}h\.\d+\.attn\.(?:masked_)?bias", None, None))
     return out
