@@ -100,12 +100,19 @@ def rules(
     e.g. through ``nnx.Embed.attend``. A target that has ``lm_head`` but a checkpoint that
     does not is reported as a missing key by ``load_pretrained``.
 
+    For ``family="gpt2"`` (``GPT2LMHeadModel`` or ``GPT2Model`` keys) the target mirrors
+    HF's names (``transformer/wte/embedding``, ``transformer/h/N/ln_1/scale``,
+    ``.../attn/c_proj/kernel``, ``.../mlp/c_fc/kernel``, ``transformer/ln_f/bias``).
+    GPT-2's ``Conv1D`` weights are already (in, out) and are copied as they are; the
+    fused ``attn.c_attn`` (E, 3E) kernel and (3E,) bias are split by :class:`split_qkv`
+    into ``.../attn/q_proj``, ``k_proj`` and ``v_proj`` (thirds in that order).
+
     RoPE: the rules keep HF's q/k output order, the *rotate-half* layout (feature ``i``
     is paired with ``i + D/2`` in each head of size ``D``); a model that rotates
     interleaved pairs (``2i``, ``2i+1``) must permute the q/k kernels' head features.
 
     Args:
-      family: the checkpoint family; one of ``"llama"``.
+      family: the checkpoint family; one of ``"llama"``, ``"gpt2"``.
       target: the Flax parameters the rules are for (an nnx module or state, linen
         variables, or an abstract tree), or None for nnx paths as in the table above.
       overrides: HF module name -> the target's name, per path component
