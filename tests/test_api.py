@@ -51,6 +51,7 @@ PRETRAINED = {
     "LoadWarning",
     "PretrainedError",
     "layout",
+    "hf",
 }
 DATA_DEPENDENT = {
     "diagnose",
