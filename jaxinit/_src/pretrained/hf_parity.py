@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from jaxinit._src.pretrained.errors import PretrainedError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +69,7 @@ def parity_check(
       A :class:`ParityReport`; ``report.passed`` is the verdict.
 
     Raises:
+      PretrainedError: `hf_dir` has no ``config.json``.
       ImportError: torch or transformers is not installed.
       ValueError: `tokens` not a 2-D integer array, or logits of the wrong shape.
 
@@ -81,6 +85,9 @@ def parity_check(
     if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
         raise ValueError(f"jaxinit.hf.parity_check: tokens must be a 2-D integer array (B, T), "
                          f"got shape {tokens.shape} dtype {tokens.dtype}")
+    if not (pathlib.Path(hf_dir) / "config.json").is_file():
+        raise PretrainedError(f"jaxinit.hf.parity_check: hf_dir={os.fspath(hf_dir)!r} is not a "
+                              "Hugging Face model directory (no config.json)")
     try:
         import torch
         import transformers
