@@ -148,7 +148,8 @@ def test_parity_check_fails_on_an_unloaded_model(untied):
 
 def test_parity_check_bad_input(untied, tmp_path):
     path, _ = untied
-    with pytest.raises(jaxinit.PretrainedError, match=r"parity_check: hf_dir=.* \(no config.json\)"):
+    no_config = r"parity_check: hf_dir=.* \(no config.json\)"
+    with pytest.raises(jaxinit.PretrainedError, match=no_config):
         jaxinit.hf.parity_check(tmp_path, lambda t: t, TOKENS)
     with pytest.raises(ValueError, match=r"parity_check: tokens must be a 2-D integer"):
         jaxinit.hf.parity_check(path, lambda t: t, np.zeros((2, 3), np.float32))
