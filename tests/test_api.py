@@ -62,6 +62,7 @@ PRETRAINED = {
     "LoadWarning",
     "PretrainedError",
     "layout",
+    "hf",
 }
 DATA_DEPENDENT = {
     "diagnose",
