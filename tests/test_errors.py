@@ -49,12 +49,6 @@ BAD_CALLS = [
         "in <= out",
     ),
     (
-        "delta_orthogonal even kernel",
-        lambda: jaxinit.delta_orthogonal()(KEY, (4, 4, 8, 8)),
-        ValueError,
-        "odd",
-    ),
-    (
         "delta_orthogonal rank 2",
         lambda: jaxinit.delta_orthogonal()(KEY, (8, 8)),
         ValueError,
