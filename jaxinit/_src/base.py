@@ -55,8 +55,8 @@ def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
 
 
-def check_shape(name: str, shape: Any, min_rank: int = 0) -> Shape:
-    """`shape` as a tuple of non-negative ints of rank >= `min_rank`, else a precise error.
+def check_shape(name: str, shape: Any, min_rank: int = 0, max_rank: int | None = None) -> Shape:
+    """`shape` as non-negative ints, rank in [`min_rank`, `max_rank`], else a precise error.
 
     Zero dimensions are valid (an empty array, as in ``jax.nn.initializers``).
     """
@@ -70,6 +70,8 @@ def check_shape(name: str, shape: Any, min_rank: int = 0) -> Shape:
         raise ValueError(f"{name}: shape={dims} has a negative dimension")
     if len(dims) < min_rank:
         raise ValueError(f"{name}: shape={dims} has rank {len(dims)}; expected rank >= {min_rank}")
+    if max_rank is not None and len(dims) > max_rank:
+        raise ValueError(f"{name}: shape={dims} has rank {len(dims)}; expected rank <= {max_rank}")
     return dims
 
 
@@ -195,6 +197,8 @@ class InitializerBase:
     name: ClassVar[str] = "initializer"
     #: The smallest rank the scheme accepts.
     min_rank: ClassVar[int] = 0
+    #: The largest rank the scheme accepts (None: any).
+    max_rank: ClassVar[int | None] = None
     #: NumPy dtype kinds the scheme produces ('f' float, 'c' complex, 'i', 'u', 'b').
     kinds: ClassVar[str] = "f"
 
@@ -209,7 +213,9 @@ class InitializerBase:
         dtype: DTypeLike | None = None,
         out_sharding: OutSharding = None,
     ) -> jax.Array:
-        shape = check_shape(self.name, shape, self.min_rank)
+        shape = check_shape(self.name, shape, self.min_rank, self.max_rank)
+        if is_empty(shape):
+            self.empty(shape)
         if dtype is None:
             dtype = getattr(self, "dtype", None)
         requested = normalize_dtype(self.name, dtype) or default_float_dtype()
@@ -262,7 +268,10 @@ class InitializerBase:
         return compiled(self, shape, dtype, out_sharding)(key)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
-        """Raises ValueError for a shape this configuration cannot fill."""
+        """Raises ValueError for a shape this configuration cannot fill (skipped when empty)."""
+
+    def empty(self, shape: Shape) -> None:
+        """Called on each call with a zero-size `shape`, before the empty array is returned."""
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         raise NotImplementedError
