@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,3 +88,47 @@ def test_impossible_sizes_are_refused_before_xla(init, shape, dtype):
 def test_largest_allowed_size_is_not_refused_by_the_check():
     # 2**46 float32 elements are exactly 2**48 bytes: allowed by the size rule (not built here).
     jaxinit._src.base.check_size("ones", (2**46,), np.dtype(np.float32))
+
+
+# Largest finite values (the oracle): float16 65504, bfloat16 and float32 about 3.39e38.
+# A standard normal draw in float32 reaches at most -Phi^-1(2**-26) = 5.54 (computed in
+# float64 here with scipy's inverse normal CDF, independent of the code under test).
+Z32 = -float(__import__("scipy.stats", fromlist=["norm"]).norm.ppf(2.0**-26))
+HUGE = [
+    (lambda: jaxinit.normal(1e39), jnp.float32, "stddev=1e+39"),
+    (lambda: jaxinit.normal(65504 / Z32 * 1.01), jnp.float16, "stddev="),
+    (lambda: jaxinit.normal(1e38), jnp.bfloat16, "stddev=1e+38"),
+    (lambda: jaxinit.uniform(7e4), jnp.float16, "scale=70000.0"),
+    (lambda: jaxinit.uniform(4e38), jnp.bfloat16, "scale=4e+38"),
+    (lambda: jaxinit.constant(7e4), jnp.float16, "value=70000.0"),
+    (lambda: jaxinit.constant(1e39), jnp.float32, "value=1e+39"),
+    (lambda: jaxinit.constant(1e39), jnp.bfloat16, "value=1e+39"),
+    (lambda: jaxinit.variance_scaling(2e39, "fan_in", "normal"), jnp.float32, "scale=2e+39"),
+    (lambda: jaxinit.variance_scaling(1e11, "fan_in", "uniform"), jnp.float16, "scale=100000000000.0"),
+    (lambda: jaxinit.variance_scaling(2e39, "fan_in", "truncated_normal"), jnp.bfloat16,
+     "scale=2e+39"),
+    (lambda: jaxinit.truncated_normal(2e38), jnp.float32, "stddev=2e+38"),
+    (lambda: jaxinit.constant(1e39 + 1j), jnp.complex64, "value=(1e+39+1j)"),
+]
+
+
+@pytest.mark.parametrize(("make", "dtype", "arg"), HUGE)
+def test_values_beyond_the_dtype_are_refused(make, dtype, arg):
+    init = make()
+    with pytest.raises(ValueError, match=rf"{init.name}: {re.escape(arg)}.* beyond the largest"):
+        init(jax.random.key(0), (4, 4), dtype)
+
+
+@pytest.mark.parametrize(
+    ("make", "dtype"),
+    [
+        (lambda: jaxinit.normal(65504 / Z32 * 0.99), jnp.float16),
+        (lambda: jaxinit.uniform(6e4), jnp.float16),
+        (lambda: jaxinit.constant(6e4), jnp.float16),
+        (lambda: jaxinit.variance_scaling(1e9, "fan_in", "normal"), jnp.float16),
+        (lambda: jaxinit.normal(1e37), jnp.float32),
+    ],
+)
+def test_largest_representable_configurations_stay_finite(make, dtype):
+    w = make()(jax.random.key(0), (64, 64), dtype)
+    assert w.dtype == dtype and bool(jnp.isfinite(w).all()) and bool((w != 0).any())

@@ -99,18 +99,18 @@ def check_size(name: str, shape: Shape, dtype: np.dtype) -> None:
         )
 
 
-def check_representable(name: str, arg: str, value: float, bound: float, dtype: np.dtype) -> None:
-    """Refuses a configuration whose largest weight, `value` times `bound` (the sampler's
-    largest magnitude in units of `value`), overflows `dtype` to inf."""
-    finfo = jax.dtypes.finfo(dtype) if jax.dtypes.issubdtype(dtype, np.inexact) else None
-    if finfo is None:
+def check_representable(
+    name: str, arg: str, value: float, biggest: float, dtype: np.dtype
+) -> None:
+    """Refuses a configuration (`arg`=`value`) whose largest magnitude, `biggest` (the
+    configuration times the sampler's largest draw), overflows `dtype` to inf or NaN."""
+    if not jax.dtypes.issubdtype(dtype, np.inexact):
         return
-    biggest = abs(value) * bound
-    if not math.isfinite(biggest) or biggest > float(finfo.max):
+    largest = float(jax.dtypes.finfo(dtype).max)
+    if not math.isfinite(biggest) or biggest > largest:
         raise ValueError(
-            f"{name}: {arg}={value!r} gives weights up to {biggest:.4g}, beyond the largest "
-            f"finite {np.dtype(dtype)} ({float(finfo.max):.4g}); use a smaller {arg} or a wider "
-            "dtype"
+            f"{name}: {arg}={value!r} gives values up to {biggest:.4g}, beyond the largest "
+            f"finite {np.dtype(dtype)} ({largest:.4g}); use a smaller {arg} or a wider dtype"
         )
 
 
