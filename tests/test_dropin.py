@@ -65,7 +65,7 @@ def test_zero_size_shape_gives_empty_array(name, shape, dtype):
 def test_zero_size_under_jit_and_negative_dimension():
     out = jax.jit(lambda k: jaxinit.he_normal()(k, (0, 4)))(jax.random.key(0))
     assert out.shape == (0, 4) and out.dtype == jnp.float32
-    with pytest.raises(ValueError, match=r"variance_scaling: shape=\(-1, 4\) has a negative dimension"):
+    with pytest.raises(ValueError, match=r"variance_scaling: shape=\(-1, 4\) has a negative"):
         jaxinit.he_normal()(jax.random.key(0), (-1, 4))
 
 
@@ -104,7 +104,8 @@ HUGE = [
     (lambda: jaxinit.constant(1e39), jnp.float32, "value=1e+39"),
     (lambda: jaxinit.constant(1e39), jnp.bfloat16, "value=1e+39"),
     (lambda: jaxinit.variance_scaling(2e39, "fan_in", "normal"), jnp.float32, "scale=2e+39"),
-    (lambda: jaxinit.variance_scaling(1e11, "fan_in", "uniform"), jnp.float16, "scale=100000000000.0"),
+    (lambda: jaxinit.variance_scaling(1e11, "fan_in", "uniform"), jnp.float16,
+     "scale=100000000000.0"),
     (lambda: jaxinit.variance_scaling(2e39, "fan_in", "truncated_normal"), jnp.bfloat16,
      "scale=2e+39"),
     (lambda: jaxinit.truncated_normal(2e38), jnp.float32, "stddev=2e+38"),

@@ -227,7 +227,8 @@ def test_default_rules_match_pytorch_model():
 def test_eye_refuses_what_torch_refuses(shape):
     with pytest.raises(ValueError, match="2 dimensions"):
         torch.nn.init.eye_(torch.empty(shape))
-    with pytest.raises(ValueError, match=re.escape(f"eye: shape={shape} has rank {len(shape)}; expected")):
+    message = f"eye: shape={shape} has rank {len(shape)}; expected"
+    with pytest.raises(ValueError, match=re.escape(message)):
         jt.eye()(KEY, shape)
 
 

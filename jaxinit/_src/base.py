@@ -100,7 +100,7 @@ def check_size(name: str, shape: Shape, dtype: np.dtype) -> None:
 
 
 def check_representable(
-    name: str, arg: str, value: float, biggest: float, dtype: np.dtype
+    name: str, arg: str, value: complex, biggest: float, dtype: np.dtype
 ) -> None:
     """Refuses a configuration (`arg`=`value`) whose largest magnitude, `biggest` (the
     configuration times the sampler's largest draw), overflows `dtype` to inf or NaN."""
