@@ -133,3 +133,8 @@ def test_values_beyond_the_dtype_are_refused(make, dtype, arg):
 def test_largest_representable_configurations_stay_finite(make, dtype):
     w = make()(jax.random.key(0), (64, 64), dtype)
     assert w.dtype == dtype and bool(jnp.isfinite(w).all()) and bool((w != 0).any())
+
+
+def test_describe_refuses_an_empty_shape_by_name():
+    with pytest.raises(ValueError, match=r"describe: shape=\(0, 4\) has no elements"):
+        jaxinit.describe(jaxinit.he_normal(), (0, 4))
