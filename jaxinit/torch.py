@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -170,6 +171,34 @@ def linear_bias(fan_in: int) -> UniformRange:
     return UniformRange(-bound, bound)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Kaiming(VarianceScaling):
+    """A variance scaling that, like PyTorch's ``kaiming_*_``, warns on a zero-element
+    weight and returns it."""
+
+    def empty(self, shape: Shape) -> None:
+        warnings.warn(
+            f"{self.name}: shape={shape} has no elements; initializing it is a no-op "
+            "(as in torch.nn.init), the empty array is returned",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class KaimingUniform(_Kaiming):
+    """PyTorch's ``kaiming_uniform_`` (see :func:`kaiming_uniform`)."""
+
+    name = "kaiming_uniform"
+
+
+@dataclasses.dataclass(frozen=True)
+class KaimingNormal(_Kaiming):
+    """PyTorch's ``kaiming_normal_`` (see :func:`kaiming_normal`)."""
+
+    name = "kaiming_normal"
+
+
 def kaiming_uniform(
     a: float = 0.0, mode: TorchMode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu"
 ) -> VarianceScaling:
@@ -196,7 +225,7 @@ def kaiming_uniform(
       He et al. (2015), https://arxiv.org/abs/1502.01852.
     """
     gain = calculate_gain(nonlinearity, a)
-    return VarianceScaling(gain**2, _mode("kaiming_uniform", mode), "uniform")  # type: ignore[arg-type]
+    return KaimingUniform(gain**2, _mode("kaiming_uniform", mode), "uniform")  # type: ignore[arg-type]
 
 
 def kaiming_normal(
@@ -225,7 +254,7 @@ def kaiming_normal(
       He et al. (2015), https://arxiv.org/abs/1502.01852.
     """
     gain = calculate_gain(nonlinearity, a)
-    return VarianceScaling(gain**2, _mode("kaiming_normal", mode), "normal")  # type: ignore[arg-type]
+    return KaimingNormal(gain**2, _mode("kaiming_normal", mode), "normal")  # type: ignore[arg-type]
 
 
 def xavier_uniform(gain: float = 1.0) -> VarianceScaling:
@@ -427,21 +456,32 @@ def sparse(sparsity: float, std: float = 0.01) -> TorchSparse:
     return TorchSparse(sparsity, std)
 
 
-def eye() -> Identity:
+@dataclasses.dataclass(frozen=True)
+class Eye(Identity):
+    """PyTorch's ``eye_``: the identity of a 2-D weight only (see :func:`eye`)."""
+
+    name = "eye"
+    max_rank = 2
+
+
+def eye() -> Eye:
     """PyTorch's ``eye_``: the (rectangular) identity matrix; the key is ignored.
+
+    Like ``torch.nn.init.eye_`` it accepts rank-2 shapes only; ``jaxinit.identity``
+    also fills batched (rank > 2) kernels.
 
     In Flax's (in, out) layout the identity of PyTorch's (out, in) weight is again
     ``eye(in, out)``: ``jaxinit.identity(1.0)``.
 
     Returns:
-      An :class:`~jaxinit._src.orthogonal.Identity` initializer.
+      An :class:`Eye` initializer.
 
     Example:
       >>> import jax, jaxinit.torch as jt
       >>> jt.eye()(jax.random.key(0), (2, 3)).tolist()
       [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
-    return Identity(1.0)
+    return Eye(1.0)
 
 
 @dataclasses.dataclass(frozen=True)

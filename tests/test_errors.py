@@ -16,12 +16,11 @@ KEY = jax.random.key(0)
 BAD_CALLS = [
     # shapes
     ("rank too small for fans", lambda: jaxinit.he_normal()(KEY, (10,)), ValueError, "rank 1"),
-    ("zero dimension", lambda: jaxinit.normal()(KEY, (0, 3)), ValueError, "zero or negative"),
     (
         "negative dimension",
         lambda: jaxinit.glorot_uniform()(KEY, (4, -2)),
         ValueError,
-        "zero or negative",
+        "negative dimension",
     ),
     ("float dimension", lambda: jaxinit.normal()(KEY, (2.5, 3)), TypeError, "shape"),
     ("shape not a sequence", lambda: jaxinit.normal()(KEY, "ab"), TypeError, "shape"),
@@ -48,12 +47,6 @@ BAD_CALLS = [
         lambda: jaxinit.delta_orthogonal()(KEY, (3, 3, 8, 4)),
         ValueError,
         "in <= out",
-    ),
-    (
-        "delta_orthogonal even kernel",
-        lambda: jaxinit.delta_orthogonal()(KEY, (4, 4, 8, 8)),
-        ValueError,
-        "odd",
     ),
     (
         "delta_orthogonal rank 2",

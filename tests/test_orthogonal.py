@@ -91,6 +91,21 @@ def test_delta_orthogonal_centre_tap(shape):
     assert not rest.any()
 
 
+@pytest.mark.parametrize(
+    ("shape", "centre"),
+    [((2, 3, 4), (0,)), ((4, 2, 3, 5), (1, 0)), ((2, 3, 4, 2, 2), (0, 1, 1)), ((3, 3, 4), (1,))],
+    ids=str,
+)
+def test_delta_orthogonal_even_sizes_match_jax(shape, centre):
+    """Even spatial sizes: the tap at index (k - 1) // 2, the same values as jax's for a key."""
+    key = make_key(7)
+    w = np.asarray(jaxinit.delta_orthogonal(1.5)(key, shape))
+    np.testing.assert_array_equal(w, jax.nn.initializers.delta_orthogonal(1.5)(key, shape))
+    rest = w.copy()
+    rest[centre] = 0
+    assert not rest.any() and w[centre].any()
+
+
 def test_delta_orthogonal_conv_is_an_isometry():
     """A circular 3x3 convolution with a delta-orthogonal kernel preserves the norm."""
     w = jaxinit.delta_orthogonal()(make_key(5), (3, 3, 8, 8))

@@ -7,6 +7,7 @@ deliberately wrong scheme failing the same check, so the check has power.
 """
 
 import math
+import re
 
 import flax.linen as nn
 import jax
@@ -220,3 +221,36 @@ def test_default_rules_match_pytorch_model():
     # fan_in = 4 * 64, not 64) fails the same check.
     query = jt.linear()(KEY, (64, 4, 16))
     assert np.abs(np.asarray(query)).max() * math.sqrt(64) < 0.9
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3, 4), ()], ids=str)
+def test_eye_refuses_what_torch_refuses(shape):
+    with pytest.raises(ValueError, match="2 dimensions"):
+        torch.nn.init.eye_(torch.empty(shape))
+    message = f"eye: shape={shape} has rank {len(shape)}; expected"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        jt.eye()(KEY, shape)
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [
+    (jt.kaiming_uniform(), torch.nn.init.kaiming_uniform_),
+    (jt.kaiming_normal(mode="fan_out"), torch.nn.init.kaiming_normal_),
+], ids=["kaiming_uniform", "kaiming_normal"])
+@pytest.mark.parametrize("torch_shape", [(0, 3), (3, 0), (0,), (4, 0, 3, 3)], ids=str)
+def test_kaiming_zero_element_weight_warns_and_returns_it(ours, theirs, torch_shape):
+    with pytest.warns(UserWarning, match="zero-element"):
+        w = theirs(torch.empty(torch_shape))
+    shape = flax_shape(torch_shape) if len(torch_shape) > 1 else torch_shape
+    with pytest.warns(UserWarning, match=rf"{ours.name}: shape=.* has no elements"):
+        out = ours(KEY, shape)
+    assert out.shape == shape and out.dtype == jnp.float32 and w.numel() == out.size == 0
+
+
+@pytest.mark.parametrize("init", [jt.xavier_uniform(), jt.xavier_normal(), jt.eye()],
+                         ids=["xavier_uniform", "xavier_normal", "eye"])
+@pytest.mark.parametrize("torch_shape", [(0, 3), (3, 0)], ids=str)
+def test_zero_element_weight_without_warning_like_torch(init, torch_shape):
+    fn = {"eye": torch.nn.init.eye_}.get(init.name, torch.nn.init.xavier_uniform_)
+    assert fn(torch.empty(torch_shape)).numel() == 0   # no warning: filterwarnings=error
+    out = init(KEY, torch_shape[::-1])
+    assert out.shape == torch_shape[::-1] and out.size == 0

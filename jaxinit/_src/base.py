@@ -3,7 +3,7 @@
 Every jaxinit initializer is a frozen dataclass deriving from :class:`InitializerBase`.
 Its configuration is its identity: equal configurations compare and hash equal, so an
 eager call can dispatch one cached compiled executable per (configuration, shape, dtype,
-sharding) instead of running its sampling code op by op (DESIGN rules 1, 2 and 6).
+sharding) instead of running its sampling code op by op.
 """
 
 from __future__ import annotations
@@ -55,19 +55,63 @@ def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
 
 
-def check_shape(name: str, shape: Any, min_rank: int = 0) -> Shape:
-    """`shape` as a tuple of positive ints of rank >= `min_rank`, else a precise error."""
+def check_shape(name: str, shape: Any, min_rank: int = 0, max_rank: int | None = None) -> Shape:
+    """`shape` as non-negative ints, rank in [`min_rank`, `max_rank`], else a precise error.
+
+    Zero dimensions are valid (an empty array, as in ``jax.nn.initializers``).
+    """
     if isinstance(shape, int | np.integer):
         shape = (shape,)
     try:
         dims = tuple(operator.index(d) for d in shape)
     except TypeError:
         raise TypeError(f"{name}: shape={shape!r} must be a sequence of ints") from None
-    if any(d <= 0 for d in dims):
-        raise ValueError(f"{name}: shape={dims} has a zero or negative dimension")
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{name}: shape={dims} has a negative dimension")
     if len(dims) < min_rank:
         raise ValueError(f"{name}: shape={dims} has rank {len(dims)}; expected rank >= {min_rank}")
+    if max_rank is not None and len(dims) > max_rank:
+        raise ValueError(f"{name}: shape={dims} has rank {len(dims)}; expected rank <= {max_rank}")
     return dims
+
+
+#: The largest array an initializer will build, in elements and in bytes: both must fit
+#: a signed 64-bit integer, and the bytes the 48-bit virtual address space of x86-64 and
+#: AArch64 (256 TiB). XLA aborts the whole process on larger shapes, so they are refused
+#: before it sees them.
+MAX_ELEMENTS = 2**63 - 1
+MAX_BYTES = 2**48
+
+
+def is_empty(shape: Shape) -> bool:
+    """Whether `shape` has a zero dimension (an array with no elements)."""
+    return math.prod(shape) == 0
+
+
+def check_size(name: str, shape: Shape, dtype: np.dtype) -> None:
+    """Refuses a shape whose element count or byte size cannot exist (see MAX_BYTES)."""
+    count = math.prod(shape)
+    size = count * np.dtype(dtype).itemsize
+    if count > MAX_ELEMENTS or size > MAX_BYTES:
+        raise ValueError(
+            f"{name}: shape={shape} has {count} elements ({size} bytes in {np.dtype(dtype)}); "
+            f"expected at most {MAX_ELEMENTS} elements and {MAX_BYTES} bytes (256 TiB)"
+        )
+
+
+def check_representable(
+    name: str, arg: str, value: complex, biggest: float, dtype: np.dtype
+) -> None:
+    """Refuses a configuration (`arg`=`value`) whose largest magnitude, `biggest` (the
+    configuration times the sampler's largest draw), overflows `dtype` to inf or NaN."""
+    if not jax.dtypes.issubdtype(dtype, np.inexact):
+        return
+    largest = float(jax.dtypes.finfo(dtype).max)
+    if not math.isfinite(biggest) or biggest > largest:
+        raise ValueError(
+            f"{name}: {arg}={value!r} gives values up to {biggest:.4g}, beyond the largest "
+            f"finite {np.dtype(dtype)} ({largest:.4g}); use a smaller {arg} or a wider dtype"
+        )
 
 
 def check_scalar(
@@ -153,6 +197,8 @@ class InitializerBase:
     name: ClassVar[str] = "initializer"
     #: The smallest rank the scheme accepts.
     min_rank: ClassVar[int] = 0
+    #: The largest rank the scheme accepts (None: any).
+    max_rank: ClassVar[int | None] = None
     #: NumPy dtype kinds the scheme produces ('f' float, 'c' complex, 'i', 'u', 'b').
     kinds: ClassVar[str] = "f"
 
@@ -167,7 +213,9 @@ class InitializerBase:
         dtype: DTypeLike | None = None,
         out_sharding: OutSharding = None,
     ) -> jax.Array:
-        shape = check_shape(self.name, shape, self.min_rank)
+        shape = check_shape(self.name, shape, self.min_rank, self.max_rank)
+        if is_empty(shape):
+            self.empty(shape)
         if dtype is None:
             dtype = getattr(self, "dtype", None)
         requested = normalize_dtype(self.name, dtype) or default_float_dtype()
@@ -180,8 +228,16 @@ class InitializerBase:
     def resolve(self, shape: Shape, dtype: np.dtype) -> np.dtype:
         """Checks `dtype` and `shape` against this configuration; the dtype to generate."""
         resolved = check_dtype(self.name, dtype, kinds=self.kinds)
-        self.check(shape, resolved)
+        check_size(self.name, shape, resolved)
+        if not is_empty(shape):  # an empty array has no values a configuration could miss
+            self.check(shape, resolved)
         return resolved
+
+    def sample(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        """:meth:`generate`, or the empty array for a shape with a zero dimension."""
+        if is_empty(shape):
+            return jax.numpy.zeros(shape, dtype)
+        return self.generate(key, shape, dtype)
 
     def _traced(
         self, key: jax.Array, shape: Shape, dtype: np.dtype, out_sharding: OutSharding
@@ -195,12 +251,12 @@ class InitializerBase:
         ``out_shardings`` accept either kind of axis.
         """
         if out_sharding is None:
-            return self.generate(key, shape, dtype)
+            return self.sample(key, shape, dtype)
         if not isinstance(out_sharding, Sharding | PartitionSpec):
             resolve_sharding(self.name, out_sharding)  # raises the TypeError
         context = jax.sharding.get_abstract_mesh()
         if not context.empty:
-            out = self.generate(key, shape, dtype)
+            out = self.sample(key, shape, dtype)
             if any(t == jax.sharding.AxisType.Explicit for t in context.axis_types):
                 return jax.sharding.reshard(out, out_sharding)
             return jax.lax.with_sharding_constraint(out, out_sharding)
@@ -212,7 +268,10 @@ class InitializerBase:
         return compiled(self, shape, dtype, out_sharding)(key)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
-        """Raises ValueError for a shape this configuration cannot fill."""
+        """Raises ValueError for a shape this configuration cannot fill (skipped when empty)."""
+
+    def empty(self, shape: Shape) -> None:
+        """Called on each call with a zero-size `shape`, before the empty array is returned."""
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         raise NotImplementedError
@@ -251,5 +310,5 @@ def compiled(
 
     The configuration's checks run once, on the miss; a hit costs a dict lookup.
     """
-    generate = functools.partial(init.generate, shape=shape, dtype=init.resolve(shape, dtype))
+    generate = functools.partial(init.sample, shape=shape, dtype=init.resolve(shape, dtype))
     return jax.jit(generate, out_shardings=sharding)

@@ -8,7 +8,13 @@ from typing import Any
 
 from jax.typing import DTypeLike
 
-from jaxinit._src.base import InitializerBase, check_shape, default_float_dtype, normalize_dtype
+from jaxinit._src.base import (
+    InitializerBase,
+    check_shape,
+    default_float_dtype,
+    is_empty,
+    normalize_dtype,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +73,12 @@ def describe(
     """
     if not isinstance(init, InitializerBase):
         raise TypeError(f"describe: init={init!r} is not a jaxinit initializer")
-    shape = check_shape(init.name, shape, init.min_rank)
+    shape = check_shape(init.name, shape, init.min_rank, init.max_rank)
+    if is_empty(shape):
+        raise ValueError(
+            f"describe: shape={shape} has no elements, so {init.name} draws no distribution "
+            "to describe; pass a shape without a zero dimension"
+        )
     if dtype is None:
         dtype = getattr(init, "dtype", None)
     resolved = init.resolve(shape, normalize_dtype(init.name, dtype) or default_float_dtype())

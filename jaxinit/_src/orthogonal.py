@@ -206,14 +206,10 @@ class DeltaOrthogonal(Orthogonal):
                 f"{self.name}: shape={shape} has more input channels ({shape[-2]}) than "
                 f"output channels ({shape[-1]}); an orthogonal centre tap needs in <= out"
             )
-        if any(k % 2 == 0 for k in shape[:-2]):
-            raise ValueError(
-                f"{self.name}: spatial sizes {shape[:-2]} must be odd so the kernel has a centre"
-            )
         _axis(self.name, "column_axis", self.column_axis, 2)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
-        centre = tuple(k // 2 for k in shape[:-2])
+        centre = tuple((k - 1) // 2 for k in shape[:-2])  # the middle, or left of it
         tap = super().generate(key, shape[-2:], dtype)
         return jnp.zeros(shape, dtype).at[centre].set(tap)
 
@@ -235,9 +231,9 @@ def delta_orthogonal(
 
     The kernel (k..., in, out) is zero except its centre tap, an (in, out) orthogonal
     matrix times ``scale`` (orthonormal rows, since in <= out). A convolution with it is
-    an isometry, so very deep CNNs keep their signal (dynamical isometry). Spatial sizes
-    must be odd (an even kernel has no centre; ``jax.nn.initializers`` silently uses
-    ``(k - 1) // 2``).
+    an isometry, so very deep CNNs keep their signal (dynamical isometry). The tap sits at
+    index ``(k - 1) // 2`` of each spatial axis: the centre of an odd size, and the index
+    left of the middle of an even one (as in ``jax.nn.initializers``).
 
     Args:
       scale: multiplier of the centre tap.

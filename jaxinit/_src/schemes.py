@@ -17,6 +17,7 @@ from jaxinit._src.base import (
     InitializerBase,
     Shape,
     check_choice,
+    check_representable,
     check_scalar,
     normalize_axes,
 )
@@ -52,14 +53,17 @@ class Constant(InitializerBase):
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         if dtype.kind != "c" and isinstance(self.value, complex):
             raise TypeError(f"{self.name}: complex value {self.value!r} needs a complex dtype")
+        if jax.dtypes.issubdtype(dtype, np.inexact):  # rounding is fine, overflow is not
+            value = complex(self.value)
+            biggest = max(abs(value.real), abs(value.imag))
+            check_representable(self.name, "value", self.value, biggest, dtype)
+            return
         with np.errstate(over="ignore", invalid="ignore"):
             cast = np.asarray(self.value).astype(dtype)
         if cast.astype(np.complex128) != self.value:
-            exact = jax.dtypes.issubdtype(dtype, np.inexact)
-            if not exact or not np.isfinite(cast.astype(np.complex128)):
-                raise ValueError(
-                    f"{self.name}: value={self.value!r} is not representable in dtype {dtype}"
-                )
+            raise ValueError(
+                f"{self.name}: value={self.value!r} is not representable in dtype {dtype}"
+            )
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         return jnp.full(shape, np.asarray(self.value).astype(dtype), dtype)
@@ -148,6 +152,9 @@ class Uniform(InitializerBase):
             self, "scale", check_scalar(self.name, "scale", self.scale, nonnegative=True)
         )
 
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        check_representable(self.name, "scale", self.scale, self.scale, dtype)
+
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         u = sampling.uniform(key, shape, dtype)
         return sampling.times(u, self.scale).astype(dtype)
@@ -201,6 +208,14 @@ class UniformRange(InitializerBase):
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
 
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        # jax.random.uniform computes low + (high - low) * u in the sampling dtype.
+        real = sampling.real_dtype(dtype)
+        check_representable(self.name, "high", self.high, self.high - self.low, real)
+        for arg in ("low", "high"):
+            value = getattr(self, arg)
+            check_representable(self.name, arg, value, abs(value), dtype)
+
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         return sampling.uniform(key, shape, dtype, self.low, self.high).astype(dtype)
 
@@ -250,6 +265,10 @@ class Normal(InitializerBase):
         object.__setattr__(
             self, "stddev", check_scalar(self.name, "stddev", self.stddev, nonnegative=True)
         )
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        biggest = self.stddev * sampling.largest_draw("normal", dtype)
+        check_representable(self.name, "stddev", self.stddev, biggest, dtype)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         z = sampling.normal(key, shape, dtype)
@@ -303,6 +322,10 @@ class TruncatedNormal(InitializerBase):
             raise ValueError(f"{self.name}: lower={lower!r} must be < upper={upper!r}")
         object.__setattr__(self, "lower", lower)
         object.__setattr__(self, "upper", upper)
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        reach = min(max(abs(self.lower), abs(self.upper)), sampling.largest_draw("normal", dtype))
+        check_representable(self.name, "stddev", self.stddev, self.stddev * reach, dtype)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         z = sampling.truncated_normal(key, shape, dtype, self.lower, self.upper)
@@ -390,7 +413,15 @@ class VarianceScaling(InitializerBase):
         return self.scale / n
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
-        self.fans(shape)
+        # The variance (3 times it for a uniform) is formed in the sampling dtype, the
+        # weights, std times the largest standard draw, in the target dtype.
+        variance = self.variance(shape) * (3 if self.distribution == "uniform" else 1)
+        check_representable(self.name, "scale", self.scale, variance, sampling.real_dtype(dtype))
+        std = math.sqrt(variance)
+        if self.distribution == "truncated_normal":
+            std /= sampling.TRUNCATED_STD_2
+        biggest = std * sampling.largest_draw(self.distribution, dtype)
+        check_representable(self.name, "scale", self.scale, biggest, dtype)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         # The scale is rounded exactly as jax.nn.initializers does in the sampling dtype

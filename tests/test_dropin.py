@@ -1,0 +1,140 @@
+"""Drop-in sweep: zero-size shapes against jax.nn.initializers, and shapes that cannot exist."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxinit
+
+# Every public name jax.nn.initializers also has, built the same way in both libraries.
+FACTORIES = {
+    "constant": lambda m: m.constant(0.5),
+    "delta_orthogonal": lambda m: m.delta_orthogonal(),
+    "glorot_normal": lambda m: m.glorot_normal(),
+    "glorot_uniform": lambda m: m.glorot_uniform(),
+    "he_normal": lambda m: m.he_normal(),
+    "he_uniform": lambda m: m.he_uniform(),
+    "kaiming_normal": lambda m: m.kaiming_normal(),
+    "kaiming_uniform": lambda m: m.kaiming_uniform(),
+    "lecun_normal": lambda m: m.lecun_normal(),
+    "lecun_uniform": lambda m: m.lecun_uniform(),
+    "normal": lambda m: m.normal(0.3),
+    "ones": lambda m: m.ones,
+    "orthogonal": lambda m: m.orthogonal(),
+    "truncated_normal": lambda m: m.truncated_normal(0.3),
+    "uniform": lambda m: m.uniform(0.3),
+    "variance_scaling": lambda m: m.variance_scaling(2.0, "fan_avg", "normal"),
+    "xavier_normal": lambda m: m.xavier_normal(),
+    "xavier_uniform": lambda m: m.xavier_uniform(),
+    "zeros": lambda m: m.zeros,
+}
+EMPTY_SHAPES = [(0,), (0, 0), (0, 2), (2, 0), (3, 0, 4), (0, 3, 4), (3, 2, 0)]
+
+
+def test_sweep_covers_every_shared_name():
+    shared = {n for n in dir(jax.nn.initializers) if not n.startswith("_")} - {"Initializer"}
+    assert shared <= set(jaxinit.__all__)
+    assert set(FACTORIES) == shared
+
+
+@pytest.mark.parametrize("shape", EMPTY_SHAPES)
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_zero_size_shape_gives_empty_array(name, shape, dtype):
+    key = jax.random.key(0)
+    ours = FACTORIES[name](jaxinit)
+    try:
+        theirs = FACTORIES[name](jax.nn.initializers)(key, shape, dtype)
+    except (ValueError, ZeroDivisionError, IndexError, TypeError, NotImplementedError):
+        theirs = None  # jax refuses the shape or dtype (or divides by zero on the shape)
+    if theirs is None and len(shape) < ours.min_rank:
+        with pytest.raises(ValueError, match=rf"{name}: shape=.* expected rank >= "):
+            ours(key, shape, dtype)
+        return
+    out = ours(key, shape, dtype)
+    assert out.shape == shape and out.dtype == dtype and out.size == 0
+    if theirs is not None:
+        assert (out.shape, out.dtype) == (theirs.shape, theirs.dtype)
+
+
+def test_zero_size_under_jit_and_negative_dimension():
+    out = jax.jit(lambda k: jaxinit.he_normal()(k, (0, 4)))(jax.random.key(0))
+    assert out.shape == (0, 4) and out.dtype == jnp.float32
+    with pytest.raises(ValueError, match=r"variance_scaling: shape=\(-1, 4\) has a negative"):
+        jaxinit.he_normal()(jax.random.key(0), (-1, 4))
+
+
+@pytest.mark.parametrize(
+    ("init", "shape", "dtype"),
+    [
+        (jaxinit.zeros, (2**62,), jnp.complex64),
+        (jaxinit.he_normal(), (2**31, 2**31), jnp.float32),
+        (jaxinit.normal(), (2**32, 2**32), jnp.bfloat16),  # 2**64 elements: beyond int64
+        (jaxinit.ones, (2**46 + 1,), jnp.float32),  # 4 bytes beyond 256 TiB
+    ],
+)
+def test_impossible_sizes_are_refused_before_xla(init, shape, dtype):
+    with pytest.raises(ValueError, match=rf"{init.name}: shape=\({shape[0]},.*expected at most"):
+        init(jax.random.key(0), shape, dtype)
+    with pytest.raises(ValueError, match="expected at most"):
+        jax.jit(lambda k: init(k, shape, dtype))(jax.random.key(0))
+
+
+def test_largest_allowed_size_is_not_refused_by_the_check():
+    # 2**46 float32 elements are exactly 2**48 bytes: allowed by the size rule (not built here).
+    jaxinit._src.base.check_size("ones", (2**46,), np.dtype(np.float32))
+
+
+# Largest finite values (the oracle): float16 65504, bfloat16 and float32 about 3.39e38.
+# A standard normal draw in float32 reaches at most -Phi^-1(2**-26) = 5.54 (computed in
+# float64 here with scipy's inverse normal CDF, independent of the code under test).
+Z32 = -float(__import__("scipy.stats", fromlist=["norm"]).norm.ppf(2.0**-26))
+HUGE = [
+    (lambda: jaxinit.normal(1e39), jnp.float32, "stddev=1e+39"),
+    (lambda: jaxinit.normal(65504 / Z32 * 1.01), jnp.float16, "stddev="),
+    (lambda: jaxinit.normal(1e38), jnp.bfloat16, "stddev=1e+38"),
+    (lambda: jaxinit.uniform(7e4), jnp.float16, "scale=70000.0"),
+    (lambda: jaxinit.uniform(4e38), jnp.bfloat16, "scale=4e+38"),
+    (lambda: jaxinit.constant(7e4), jnp.float16, "value=70000.0"),
+    (lambda: jaxinit.constant(1e39), jnp.float32, "value=1e+39"),
+    (lambda: jaxinit.constant(1e39), jnp.bfloat16, "value=1e+39"),
+    (lambda: jaxinit.variance_scaling(2e39, "fan_in", "normal"), jnp.float32, "scale=2e+39"),
+    (lambda: jaxinit.variance_scaling(1e11, "fan_in", "uniform"), jnp.float16,
+     "scale=100000000000.0"),
+    (lambda: jaxinit.variance_scaling(2e39, "fan_in", "truncated_normal"), jnp.bfloat16,
+     "scale=2e+39"),
+    (lambda: jaxinit.truncated_normal(2e38), jnp.float32, "stddev=2e+38"),
+    (lambda: jaxinit.constant(1e39 + 1j), jnp.complex64, "value=(1e+39+1j)"),
+]
+
+
+@pytest.mark.parametrize(("make", "dtype", "arg"), HUGE)
+def test_values_beyond_the_dtype_are_refused(make, dtype, arg):
+    init = make()
+    with pytest.raises(ValueError, match=rf"{init.name}: {re.escape(arg)}.* beyond the largest"):
+        init(jax.random.key(0), (4, 4), dtype)
+
+
+@pytest.mark.parametrize(
+    ("make", "dtype"),
+    [
+        (lambda: jaxinit.normal(65504 / Z32 * 0.99), jnp.float16),
+        (lambda: jaxinit.uniform(6e4), jnp.float16),
+        (lambda: jaxinit.constant(6e4), jnp.float16),
+        (lambda: jaxinit.variance_scaling(1e9, "fan_in", "normal"), jnp.float16),
+        (lambda: jaxinit.normal(1e37), jnp.float32),
+    ],
+)
+def test_largest_representable_configurations_stay_finite(make, dtype):
+    w = make()(jax.random.key(0), (64, 64), dtype)
+    assert w.dtype == dtype and bool(jnp.isfinite(w).all()) and bool((w != 0).any())
+
+
+def test_describe_refuses_an_empty_shape_by_name():
+    with pytest.raises(ValueError, match=r"describe: shape=\(0, 4\) has no elements"):
+        jaxinit.describe(jaxinit.he_normal(), (0, 4))
