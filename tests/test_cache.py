@@ -10,11 +10,10 @@ import itertools
 import jax
 import jax.numpy as jnp
 import pytest
+from flax import nnx
 
 import jaxinit
 from jaxinit._src import base
-
-nnx = pytest.importorskip("flax.nnx")
 
 
 class MLP(nnx.Module):

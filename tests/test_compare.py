@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import jaxinit
@@ -83,11 +84,34 @@ def test_json_is_strict_and_complete(small, tmp_path):
     assert json.loads(encoded)["schemes"]["x"]["activation_std"] == [None]
 
 
+# Figure sizes (inches) at dpi 110: the pixel sizes of the two plots.
+PLOT_PIXELS = {"signal_std.png": (462, 1210), "loss_curves.png": (462, 770)}
+
+
+def _check_plot(path, n_schemes):
+    """Decodes the PNG: the expected size, and a line in each scheme's colour (C0, C1, ...).
+
+    Shown once to fail when the loss curves are not drawn (0 pixels of colour C0).
+    """
+    import matplotlib.colors
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)
+    assert image.shape[:2] == PLOT_PIXELS[path.name], image.shape
+    rgb = image[..., :3]
+    assert rgb.std() > 0.01  # not a blank (uniform) canvas
+    for i in range(n_schemes):
+        colour = np.asarray(matplotlib.colors.to_rgb(f"C{i}"), np.float32)
+        drawn = np.all(np.abs(rgb - colour) < 0.02, axis=-1).sum()
+        assert drawn > 50, (path.name, f"C{i}", drawn)  # a plotted curve, not only a legend dot
+
+
 def test_plots_are_pngs(small, tmp_path):
     paths = cmp.write_plots(small, tmp_path)
     assert {p.name for p in paths} == {"signal_std.png", "loss_curves.png"}
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        _check_plot(p, len(small.results))
 
 
 def _result(name, loss, test_acc):
@@ -203,9 +227,17 @@ def test_cli_end_to_end(tmp_path):
     assert set(data["schemes"]) == {"he", "xavier"}
     assert data["config"]["arch"] == "cnn"
     assert len(data["schemes"]["he"]["activation_std"]) == 2
-    assert data["recommendation"]["scheme"] in {"he", "xavier"}
+    # The documented rule, recomputed from the written numbers: among the schemes within
+    # 10% (+1e-3) of the lowest training loss, the highest test accuracy wins. (Shown once
+    # to fail when recommend picks the worst loss.)
+    losses = {n: s["train_loss"] for n, s in data["schemes"].items() if s["train_loss"] is not None}
+    tied = [n for n, v in losses.items() if v <= 1.1 * min(losses.values()) + 1e-3]
+    best = max(tied, key=lambda n: (data["schemes"][n]["test_accuracy"], -losses[n]))
+    assert data["recommendation"]["scheme"] == best
+    assert lines[-1].startswith(f"Recommendation: {best} ")
     for png in ("signal_std.png", "loss_curves.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+        _check_plot(out / png, 2)
 
 
 def test_core_import_needs_no_cli_dependencies():

@@ -227,6 +227,16 @@ def test_mup_recipe_and_errors():
     params = _params()
     rules = jaxinit.recipe("mup", params, base={32: 8, 128: 32})
     assert rules == jaxinit.mup_rules(params, {32: 8, 128: 32})
+    # The recipe must pass `base` through: drawn through reinit, a hidden kernel has
+    # Var = 1/fan_in and the output head Var = base_fan_in / fan_in^2 (Tensor Programs V,
+    # Table 3) = 8 / 32^2. Sample std within 5 s.e. (sqrt(1 / (2n)) relative; false-failure
+    # probability < 1e-6 per check). A recipe that ignored `base` fails the head check
+    # (shown once: Var 32 / 32^2, twice the std).
+    new = jaxinit.reinit(params, jax.random.key(3), rules)
+    for leaf, var in ((new["params"]["Block_1"]["fc1"]["kernel"], 1 / 32),
+                      (new["params"]["head"]["kernel"], 8 / 32**2)):
+        w = np.asarray(leaf, np.float64)
+        assert abs(w.std() / math.sqrt(var) - 1) < 5 / math.sqrt(2 * w.size), w.shape
     with pytest.raises(ValueError, match="name='bert'"):
         jaxinit.recipe("bert", params)
     with pytest.raises(TypeError, match="base="):

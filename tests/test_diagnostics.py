@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import require
 from flax import linen as nn
 from flax import nnx
 
@@ -258,7 +259,8 @@ def test_unit_cotangent_gradient_std_is_the_backward_gain():
 
 
 def test_table_column_and_plot(tmp_path):
-    matplotlib = pytest.importorskip("matplotlib")
+    require("matplotlib")
+    import matplotlib
     matplotlib.use("Agg")
     ws = _weights(0, [8, 8, 8])
     _, model, kwargs = _three_frontends(ws, [jnp.zeros(8), jnp.zeros(8)])[0]

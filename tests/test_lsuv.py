@@ -177,3 +177,24 @@ def test_bad_arguments():
         jaxinit.lsuv(model, x, variables=variables, target=-1)
     with pytest.raises(TypeError, match="x has dtype int32"):
         jaxinit.lsuv(model, jnp.ones((2, 4), jnp.int32), variables=variables)
+
+
+@pytest.mark.parametrize("target", [0.5, 2.0])
+def test_non_default_target_reached_per_layer_in_float64_forward(target):
+    # Regression: an lsuv that ignored `target` (rescaled to 1.0) passed every other test;
+    # with it planted this test fails (std 1.0 vs sqrt(0.5) = 0.707 / sqrt(2.0) = 1.414).
+    model = TanhMLP(depth=3, width=32)
+    x = jax.random.normal(jax.random.key(0), (256, 32))
+    variables = model.init(jax.random.key(1), x[:1])
+    tol = 0.01
+    new, report = jaxinit.lsuv(model, x, variables=variables, tol=tol, target=target)
+    # Independent oracle: the forward pass in float64 NumPy from the returned params.
+    h = np.asarray(x, np.float64)
+    for i in range(3):
+        p = new["params"][f"Dense_{i}"]
+        z = h @ np.asarray(p["kernel"], np.float64) + np.asarray(p["bias"], np.float64)
+        # LSUV stops once |Var - target| < tol; float32 vs float64 adds < 1e-5.
+        assert abs(z.var() - target) < tol + 1e-5, (i, z.var())
+        assert abs(z.std() - np.sqrt(target)) < tol, (i, z.std())
+        h = np.tanh(z)
+    assert report.converged and report.target == target

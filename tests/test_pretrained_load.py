@@ -48,7 +48,7 @@ def test_pretrained_bare_array_and_dtype_none_under_x64():
     init = jaxinit.pretrained(np.arange(3, dtype=np.float32))
     assert init(KEY, (3,)).dtype == jnp.float32
     with jax.enable_x64(True):
-        assert init(KEY, (3,)).dtype == jnp.float64  # DESIGN rule 1: default float now
+        assert init(KEY, (3,)).dtype == jnp.float64  # the default float under x64
     with pytest.raises(TypeError, match="name='x' is only for a checkpoint"):
         jaxinit.pretrained(np.zeros(2), "x")
 
@@ -144,9 +144,30 @@ def test_linen_roundtrip_params_and_batch_stats(tmp_path):
     assert set(report.loaded) == {"params/conv/kernel", "params/conv/bias", "params/bn/scale",
                                   "params/bn/bias", "batch_stats/bn/mean", "batch_stats/bn/var",
                                   "params/head/kernel", "params/head/bias"}
-    chex_equal = jax.tree.map(np.testing.assert_array_equal, loaded, source)
-    assert chex_equal is not None
+    assert jax.tree.structure(loaded) == jax.tree.structure(source)
+    for got, want in zip(jax.tree.leaves(loaded), jax.tree.leaves(source), strict=True):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(CNN().apply(loaded, X), CNN().apply(source, X), rtol=0, atol=0)
+
+
+def test_load_refuses_a_transposed_same_size_weight_unless_a_layout_rule_transposes_it():
+    # A PyTorch-layout (out, in) = (4, 3) weight has the same size as the (3, 4) kernel;
+    # a shape check that compared sizes (or reshaped) would load it silently scrambled.
+    # Planting a size-only comparison makes this test fail (shown once).
+    w = np.arange(12, dtype=np.float32).reshape(4, 3)
+    kernel = np.full((3, 4), -1.0, np.float32)
+    fresh = {"params": {"fc": {"kernel": kernel}}}
+    with pytest.raises(PretrainedError, match=r"(?s)shape-mismatched.*fc\.weight \(4, 3\) -> "
+                                              r"params/fc/kernel \(3, 4\).*layout\.linear"):
+        jaxinit.load_pretrained(fresh, {"fc.weight": w},
+                                rules=[(r"fc\.weight", "params/fc/kernel", None)])
+    np.testing.assert_array_equal(fresh["params"]["fc"]["kernel"], np.full((3, 4), -1.0))
+    loaded, report = jaxinit.load_pretrained(
+        fresh, {"fc.weight": w}, rules=[(r"fc\.weight", "params/fc/kernel", jaxinit.layout.linear)])
+    assert report.ok and report.loaded == {"params/fc/kernel": "fc.weight"}
+    np.testing.assert_array_equal(loaded["params"]["fc"]["kernel"], w.T)  # oracle: NumPy .T
+    np.testing.assert_array_equal(fresh["params"]["fc"]["kernel"], np.full((3, 4), -1.0))
 
 
 def test_partial_load_new_head_and_optax_freeze(tmp_path):

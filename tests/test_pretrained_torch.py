@@ -2,7 +2,6 @@
 Flax (linen and nnx), computes what PyTorch computes (float32, rtol = atol = 1e-5).
 """
 
-import importlib.util
 import pathlib
 
 import flax.linen as nn
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
+from conftest import missing, require
 from flax import nnx
 
 import jaxinit
@@ -302,13 +302,21 @@ def test_layout_converters_against_torch_functional():
 
 
 def facenet_file(name):
-    spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("facenet-pytorch==2.6.0 is not installed (make installs it with --no-deps)")
-    path = pathlib.Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    path = require("facenet_pytorch",
+                   "pip install facenet-pytorch==2.6.0 --no-deps, as make does") / "data" / name
     if not path.exists():
-        pytest.skip(f"facenet-pytorch does not ship {name}")
+        missing(f"facenet-pytorch does not ship {name}")
     return path
+
+
+def test_missing_asset_skips_locally_and_fails_under_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no_such_pkg_xyz is not installed"):
+        require("no_such_pkg_xyz")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"no_such_pkg_xyz is not installed.*CI"):
+        require("no_such_pkg_xyz")
+    assert require("torch") == pathlib.Path(torch.__file__).parent  # present: its directory
 
 
 class TorchPNet(torch.nn.Module):
