@@ -11,7 +11,7 @@ from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import scaled as scaled
 from jaxinit._src.combinators import stacked as stacked
 
-# Parametrizations (issue 6)
+# Parametrizations
 from jaxinit._src.depth import DeepNorm as DeepNorm
 from jaxinit._src.depth import deepnorm_constants as deepnorm_constants
 from jaxinit._src.depth import deepnorm_init as deepnorm_init
@@ -142,7 +142,7 @@ __all__ = [
     "critical_weight_std",
     "critical_point",
     "depth_scales",
-    # Parametrizations (issue 6)
+    # Parametrizations: muP, spectral, depth rules, recipes
     "mup_classify",
     "MuPParam",
     "mup_rules",

@@ -10,7 +10,8 @@ import pytest
 import jaxinit
 from jaxinit._src import base
 
-# DESIGN.md section 2 ("Core"), plus the describe result type.
+# The core names (jax.nn.initializers' names and jaxinit's own schemes), plus the describe
+# result type.
 CORE = {
     "Initializer",
     "compute_fans",
@@ -65,7 +66,7 @@ DATA_DEPENDENT = {
     "critical_point",
     "depth_scales",
 }
-# DESIGN.md section 2, "Combinators" and "Tree tools" (issue 3).
+# Combinators and tree tools.
 COMPOSITION = {"scaled", "stacked", "blocks", "einsum_axes", "reinit"}
 PARAMETRIZATIONS = {
     "mup_classify",
