@@ -4,6 +4,8 @@ Every scheme is a frozen, hashable initializer ``init(key, shape, dtype=None,
 out_sharding=None) -> jax.Array``, a drop-in for ``jax.nn.initializers``.
 """
 
+from importlib import metadata as _metadata
+
 from jaxinit import diagnostics as diagnostics
 from jaxinit import layout as layout
 from jaxinit._src.base import Initializer as Initializer
@@ -82,7 +84,11 @@ from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
 from jaxinit._src.spectral import spectral_rules as spectral_rules
 from jaxinit._src.tree import reinit as reinit
 
-__version__ = "0.1.0"
+try:
+    # The one version number lives in pyproject.toml; the installed metadata carries it.
+    __version__ = _metadata.version("jaxinit")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     # Core

@@ -2,6 +2,8 @@
 
 import dataclasses
 import inspect
+import pathlib
+import tomllib
 
 import jax
 import jax.numpy as jnp
@@ -213,3 +215,11 @@ def test_out_sharding_single_device():
     sharding = jax.sharding.SingleDeviceSharding(device)
     w = jaxinit.he_normal()(jax.random.key(0), (8, 8), out_sharding=sharding)
     assert w.sharding == sharding
+
+
+def test_version_is_the_one_in_pyproject():
+    """``jaxinit.__version__`` comes from the installed metadata, which pyproject.toml sets."""
+    pyproject = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
+    with pyproject.open("rb") as f:
+        expected = tomllib.load(f)["project"]["version"]
+    assert jaxinit.__version__ == expected
