@@ -4,6 +4,8 @@ Every scheme is a frozen, hashable initializer ``init(key, shape, dtype=None,
 out_sharding=None) -> jax.Array``, a drop-in for ``jax.nn.initializers``.
 """
 
+from importlib import metadata as _metadata
+
 from jaxinit import diagnostics as diagnostics
 from jaxinit import hf as hf
 from jaxinit import layout as layout
@@ -15,7 +17,7 @@ from jaxinit._src.compare_user import ModelComparison as ModelComparison
 from jaxinit._src.compare_user import compare_model as compare_model
 from jaxinit._src.coord_check import mup_coord_check as mup_coord_check
 
-# Parametrizations (issue 6)
+# Parametrizations
 from jaxinit._src.depth import DeepNorm as DeepNorm
 from jaxinit._src.depth import deepnorm_constants as deepnorm_constants
 from jaxinit._src.depth import deepnorm_init as deepnorm_init
@@ -97,7 +99,11 @@ from jaxinit._src.ssm import mamba_a_log as mamba_a_log
 from jaxinit._src.ssm import s4d_lin as s4d_lin
 from jaxinit._src.tree import reinit as reinit
 
-__version__ = "0.1.0"
+try:
+    # The one version number lives in pyproject.toml; the installed metadata carries it.
+    __version__ = _metadata.version("jaxinit")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "LoRAGaussianA",
@@ -171,7 +177,7 @@ __all__ = [
     "critical_weight_std",
     "critical_point",
     "depth_scales",
-    # Parametrizations (issue 6)
+    # Parametrizations: muP, spectral, depth rules, recipes
     "mup_classify",
     "MuPParam",
     "mup_rules",

@@ -2,6 +2,8 @@
 
 import dataclasses
 import inspect
+import pathlib
+import tomllib
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +12,8 @@ import pytest
 import jaxinit
 from jaxinit._src import base
 
-# DESIGN.md section 2 ("Core"), plus the describe result type.
+# The core names (jax.nn.initializers' names and jaxinit's own schemes), plus the describe
+# result type.
 CORE = {
     "Initializer",
     "compute_fans",
@@ -79,7 +82,7 @@ DATA_DEPENDENT = {
     "critical_point",
     "depth_scales",
 }
-# DESIGN.md section 2, "Combinators" and "Tree tools" (issue 3).
+# Combinators and tree tools.
 COMPOSITION = {"scaled", "stacked", "blocks", "einsum_axes", "reinit"}
 PARAMETRIZATIONS = {
     "mup_classify",
@@ -228,3 +231,11 @@ def test_out_sharding_single_device():
     sharding = jax.sharding.SingleDeviceSharding(device)
     w = jaxinit.he_normal()(jax.random.key(0), (8, 8), out_sharding=sharding)
     assert w.sharding == sharding
+
+
+def test_version_is_the_one_in_pyproject():
+    """``jaxinit.__version__`` comes from the installed metadata, which pyproject.toml sets."""
+    pyproject = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
+    with pyproject.open("rb") as f:
+        expected = tomllib.load(f)["project"]["version"]
+    assert jaxinit.__version__ == expected

@@ -1,4 +1,4 @@
-"""The eager compile cache under eager nnx construction (DESIGN rule 6).
+"""The eager compile cache under eager nnx construction ('Configuration is identity').
 
 tests/test_api.py checks the cache with direct calls; here the keys, shapes and dtypes
 come from Flax itself (nnx.Rngs streams, param_dtype), as in a real model: rebuilding a

@@ -1,5 +1,5 @@
 """jaxinit.diagnostics: per-layer statistics, Jacobian spectrum, and the literature's
-depth and isometry observations (issue 5 acceptance)."""
+depth and isometry observations."""
 
 import itertools
 import math
@@ -89,7 +89,7 @@ def test_depth_observations(label, kinit, act, weight_var, lo, hi):
     theory = meanfield_activation_std(phi, weight_var, DEPTH)
     logs = np.mean([np.log(_activation_std(kinit, act, s)[0]) for s in SEEDS], axis=0)
     measured = np.exp(logs)
-    # The coarse claims of the issue at layer 50.
+    # The literature's coarse claims at layer 50 (the bands in the table above).
     assert lo < measured[-1] < hi, (label, measured[-1])
     # Agreement with mean-field theory at every layer. tanh: near-linear regime, the
     # batch stays spread over many directions, so the per-layer gain averages over them

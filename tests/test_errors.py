@@ -1,4 +1,5 @@
-"""Bad input fails early and clearly (DESIGN rule 7): one table of bad calls.
+"""Bad input fails early and clearly (the 'Clear errors' design principle): one table
+of bad calls.
 
 Each row is (call, exception type, words the message must contain). The message must name
 the offending argument or value, so a user can fix the call without reading the source.

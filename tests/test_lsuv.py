@@ -41,8 +41,9 @@ def test_acceptance_20_layer_tanh_mlp_unit_variance_on_held_out_batch():
     assert report.converged
     assert [r.name for r in report.layers] == [f"Dense_{i}" for i in range(20)]
     after = _output_variances(model, held_out, variables=new)
-    # The acceptance band of the issue, on a batch LSUV never saw. The held-out variance
-    # of a layer differs from the fitted one by sampling noise ~ sqrt(2 / (1024 * 256))
+    # LSUV's target band (unit variance within 10%), on a batch LSUV never saw. The
+    # held-out variance of a layer differs from the fitted one by sampling noise
+    # ~ sqrt(2 / (1024 * 256))
     # ~ 0.3% (plus the fit batch's own noise), well inside [0.9, 1.1].
     assert np.all((after >= 0.9) & (after <= 1.1)), after
     # Inputs are untouched; the new variables are new.

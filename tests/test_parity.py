@@ -1,4 +1,5 @@
-"""Drop-in parity with jax.nn.initializers (DESIGN rule 3): names, signatures, values."""
+"""Drop-in parity with jax.nn.initializers (the 'Drop-in parity' design principle):
+names, signatures, values."""
 
 import inspect
 

@@ -48,7 +48,7 @@ def test_pretrained_bare_array_and_dtype_none_under_x64():
     init = jaxinit.pretrained(np.arange(3, dtype=np.float32))
     assert init(KEY, (3,)).dtype == jnp.float32
     with jax.enable_x64(True):
-        assert init(KEY, (3,)).dtype == jnp.float64  # the default float under x64
+        assert init(KEY, (3,)).dtype == jnp.float64  # dtype=None: default float at call time
     with pytest.raises(TypeError, match="name='x' is only for a checkpoint"):
         jaxinit.pretrained(np.zeros(2), "x")
 

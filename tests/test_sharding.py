@@ -1,4 +1,5 @@
-"""Sharded initialization (DESIGN rule 5) on 8 simulated CPU devices.
+"""Sharded initialization (the 'Sharding-invariant values' design principle) on 8
+simulated CPU devices.
 
 Run by `make sharded` in its own process with
 XLA_FLAGS=--xla_force_host_platform_device_count=8; `make unit` deselects these tests by

@@ -120,7 +120,7 @@ def test_jitted_draw_has_no_full_size_temporaries(init, dtype):
 @pytest.mark.sharded
 def test_sharded_draw_equals_single_device_draw():
     """Each device computes only its own indices (broadcasted iotas partition), and the
-    values are those of the unsharded draw (DESIGN rule 5)."""
+    values are those of the unsharded draw ('Sharding-invariant values')."""
     assert jax.device_count() >= 8, "needs 8 simulated devices: run `make sharded`"
     mesh = jax.make_mesh((8,), ("x",), axis_types=(jax.sharding.AxisType.Explicit,))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("x", None))

@@ -3,7 +3,8 @@
 Every jaxinit initializer is a frozen dataclass deriving from :class:`InitializerBase`.
 Its configuration is its identity: equal configurations compare and hash equal, so an
 eager call can dispatch one cached compiled executable per (configuration, shape, dtype,
-sharding) instead of running its sampling code op by op.
+sharding) instead of running its sampling code op by op (the 'Configuration is
+identity' design principle).
 """
 
 from __future__ import annotations

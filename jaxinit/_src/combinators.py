@@ -2,7 +2,7 @@
 
 Each combinator is a frozen dataclass holding other initializers, so it stays hashable,
 printable and jit-compatible, and dispatches one cached executable per configuration
-like every other jaxinit initializer (DESIGN rules 2 and 6).
+like every other jaxinit initializer (the 'Configuration is identity' design principle).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class Scaled(InitializerBase):
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         # Draw in the sampling precision, scale, then cast once: the same rounding as a
-        # scheme drawn directly with the scaled variance (DESIGN rule 4).
+        # scheme drawn directly with the scaled variance ('Sample wide, then cast').
         wide = _inner(self.init, self.name, key, shape, sampling.sample_dtype(dtype))
         factor = np.asarray(self.factor, wide.dtype)
         return (wide * factor).astype(dtype)

@@ -1,4 +1,4 @@
-"""`pretrained`: an initializer that returns a stored array (DESIGN rule 1)."""
+"""`pretrained`: an initializer that returns a stored array, as any other initializer."""
 
 from __future__ import annotations
 
