@@ -88,8 +88,10 @@ from jaxinit._src.spectral import spectral as spectral
 from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
 from jaxinit._src.spectral import spectral_rules as spectral_rules
 from jaxinit._src.ssm import MambaALog as MambaALog
+from jaxinit._src.ssm import MambaDtBias as MambaDtBias
 from jaxinit._src.ssm import S4DLin as S4DLin
 from jaxinit._src.ssm import mamba_a_log as mamba_a_log
+from jaxinit._src.ssm import mamba_dt_bias as mamba_dt_bias
 from jaxinit._src.ssm import s4d_lin as s4d_lin
 from jaxinit._src.tree import reinit as reinit
 
@@ -105,6 +107,8 @@ __all__ = [
     "pissa",
     "MambaALog",
     "mamba_a_log",
+    "MambaDtBias",
+    "mamba_dt_bias",
     "S4DLin",
     "s4d_lin",
     # Core

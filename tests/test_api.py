@@ -16,6 +16,8 @@ CORE = {
     "compute_fans",
     "MambaALog",
     "mamba_a_log",
+    "MambaDtBias",
+    "mamba_dt_bias",
     "S4DLin",
     "s4d_lin",
     "LoRAGaussianA",
