@@ -87,9 +87,13 @@ from jaxinit._src.schemes import zeros as zeros
 from jaxinit._src.spectral import spectral as spectral
 from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
 from jaxinit._src.spectral import spectral_rules as spectral_rules
+from jaxinit._src.ssm import LRUNuLog as LRUNuLog
+from jaxinit._src.ssm import LRUThetaLog as LRUThetaLog
 from jaxinit._src.ssm import MambaALog as MambaALog
 from jaxinit._src.ssm import MambaDtBias as MambaDtBias
 from jaxinit._src.ssm import S4DLin as S4DLin
+from jaxinit._src.ssm import lru_nu_log as lru_nu_log
+from jaxinit._src.ssm import lru_theta_log as lru_theta_log
 from jaxinit._src.ssm import mamba_a_log as mamba_a_log
 from jaxinit._src.ssm import mamba_dt_bias as mamba_dt_bias
 from jaxinit._src.ssm import s4d_lin as s4d_lin
@@ -111,6 +115,10 @@ __all__ = [
     "mamba_dt_bias",
     "S4DLin",
     "s4d_lin",
+    "LRUNuLog",
+    "lru_nu_log",
+    "LRUThetaLog",
+    "lru_theta_log",
     # Core
     "Initializer",
     "Description",

@@ -202,3 +202,139 @@ def mamba_dt_bias(
     Reference: https://arxiv.org/abs/2312.00752
     """
     return MambaDtBias(dt_min=dt_min, dt_max=dt_max, dt_floor=dt_floor, dtype=dtype)
+
+
+def _tiny_log(x: jax.Array) -> jax.Array:
+    """``log(x)``, with ``x`` first raised to the smallest normal number so that the
+    probability-2^-23 draw u = 0 gives a large finite value instead of -inf."""
+    return jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
+
+
+@dataclasses.dataclass(frozen=True)
+class LRUNuLog(InitializerBase):
+    """The LRU's ``nu_log``: eigenvalue magnitudes uniform on the ring r_min <= |λ| <= r_max.
+
+    .. math::
+        \\nu_{\\log} = \\log\\bigl(-\\tfrac12 \\log(u (r_{\\max}^2 - r_{\\min}^2)
+        + r_{\\min}^2)\\bigr), \\quad u \\sim U(0, 1),
+
+    so :math:`|\\lambda| = \\exp(-\\exp(\\nu_{\\log}))` has :math:`|\\lambda|^2 \\sim
+    U(r_{\\min}^2, r_{\\max}^2)`: with a phase from :class:`LRUThetaLog` at
+    ``max_phase = 2π``, λ is uniform (by area) on the ring. Both logs are taken of values
+    raised to the smallest normal float, so the boundary draws stay finite.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.lru_nu_log(0.9, 0.999)(jax.random.key(0), (16,)).shape
+        (16,)
+
+    Reference: https://arxiv.org/abs/2303.06349 (Orvieto et al. 2023, Lemma 3.2).
+    """
+
+    r_min: float = 0.0
+    r_max: float = 1.0
+    dtype: DTypeLike | None = None
+    name = "lru_nu_log"
+    min_rank = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        r_min = check_scalar(self.name, "r_min", self.r_min, nonnegative=True)
+        r_max = check_scalar(self.name, "r_max", self.r_max, positive=True)
+        if r_min >= 1:
+            raise ValueError(f"{self.name}: r_min={self.r_min!r} must be in [0, 1)")
+        if r_max > 1:
+            raise ValueError(f"{self.name}: r_max={self.r_max!r} must be in (0, 1]")
+        _check_range(self.name, "r_min", r_min, "r_max", r_max)
+        object.__setattr__(self, "r_min", r_min)
+        object.__setattr__(self, "r_max", r_max)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        u = sampling.uniform(key, shape, dtype)
+        radius2 = u * (self.r_max**2 - self.r_min**2) + self.r_min**2
+        return _tiny_log(-0.5 * _tiny_log(radius2)).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        # A monotone function of u ~ U(0, 1): moments by the float64 midpoint rule.
+        u = (np.arange(2**16, dtype=np.float64) + 0.5) / 2**16
+        values = np.log(-0.5 * np.log(u * (self.r_max**2 - self.r_min**2) + self.r_min**2))
+        return {
+            "distribution": "log(-log r) with r^2 ~ U(r_min^2, r_max^2)",
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "bounds": (
+                -math.inf if self.r_max == 1 else math.log(-math.log(self.r_max)),
+                math.inf if self.r_min == 0 else math.log(-math.log(self.r_min)),
+            ),
+        }
+
+
+def lru_nu_log(r_min: float = 0.0, r_max: float = 1.0, dtype: DTypeLike | None = None) -> LRUNuLog:
+    """LRU ``nu_log``: :math:`|\\lambda|^2 \\sim U(r_{\\min}^2, r_{\\max}^2)`; see
+    :class:`LRUNuLog`.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> nu_log = jaxinit.lru_nu_log(0.5, 0.9)(jax.random.key(0), (8,))
+        >>> r = jax.numpy.exp(-jax.numpy.exp(nu_log))
+        >>> bool(((r >= 0.5) & (r <= 0.9)).all())
+        True
+
+    Reference: https://arxiv.org/abs/2303.06349
+    """
+    return LRUNuLog(r_min=r_min, r_max=r_max, dtype=dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class LRUThetaLog(InitializerBase):
+    """The LRU's ``theta_log``: eigenvalue phases uniform on [0, max_phase].
+
+    .. math:: \\theta_{\\log} = \\log(\\theta_{\\max} u), \\quad u \\sim U(0, 1),
+
+    so the phase :math:`\\exp(\\theta_{\\log}) \\sim U(0, \\theta_{\\max})` (the log is of
+    a value raised to the smallest normal float, so u = 0 stays finite).
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.lru_theta_log()(jax.random.key(0), (16,)).shape
+        (16,)
+
+    Reference: https://arxiv.org/abs/2303.06349 (Orvieto et al. 2023, Section 3.3).
+    """
+
+    max_phase: float = 2 * math.pi
+    dtype: DTypeLike | None = None
+    name = "lru_theta_log"
+    min_rank = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        phase = check_scalar(self.name, "max_phase", self.max_phase, positive=True)
+        object.__setattr__(self, "max_phase", phase)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        u = sampling.uniform(key, shape, dtype)
+        return _tiny_log(sampling.times(u, self.max_phase)).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        # log of U(0, m): mean log(m) - 1, variance 1 (log U(0, 1) is minus Exp(1)).
+        return {
+            "distribution": "log of U(0, max_phase)",
+            "mean": math.log(self.max_phase) - 1.0,
+            "std": 1.0,
+            "bounds": (-math.inf, math.log(self.max_phase)),
+        }
+
+
+def lru_theta_log(max_phase: float = 2 * math.pi, dtype: DTypeLike | None = None) -> LRUThetaLog:
+    """LRU ``theta_log``: phase :math:`\\sim U(0, \\theta_{\\max})`; see :class:`LRUThetaLog`.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> theta = jax.numpy.exp(jaxinit.lru_theta_log(3.14)(jax.random.key(0), (8,)))
+        >>> bool((theta <= 3.14).all())
+        True
+
+    Reference: https://arxiv.org/abs/2303.06349
+    """
+    return LRUThetaLog(max_phase=max_phase, dtype=dtype)
