@@ -87,6 +87,7 @@ from jaxinit._src.schemes import zeros as zeros
 from jaxinit._src.spectral import spectral as spectral
 from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
 from jaxinit._src.spectral import spectral_rules as spectral_rules
+from jaxinit._src.ssm import RGLRUA as RGLRUA
 from jaxinit._src.ssm import LRUNuLog as LRUNuLog
 from jaxinit._src.ssm import LRUThetaLog as LRUThetaLog
 from jaxinit._src.ssm import MambaALog as MambaALog
@@ -96,6 +97,7 @@ from jaxinit._src.ssm import lru_nu_log as lru_nu_log
 from jaxinit._src.ssm import lru_theta_log as lru_theta_log
 from jaxinit._src.ssm import mamba_a_log as mamba_a_log
 from jaxinit._src.ssm import mamba_dt_bias as mamba_dt_bias
+from jaxinit._src.ssm import rg_lru_a as rg_lru_a
 from jaxinit._src.ssm import s4d_lin as s4d_lin
 from jaxinit._src.tree import reinit as reinit
 
@@ -119,6 +121,8 @@ __all__ = [
     "lru_nu_log",
     "LRUThetaLog",
     "lru_theta_log",
+    "RGLRUA",
+    "rg_lru_a",
     # Core
     "Initializer",
     "Description",

@@ -24,6 +24,8 @@ CORE = {
     "lru_nu_log",
     "LRUThetaLog",
     "lru_theta_log",
+    "RGLRUA",
+    "rg_lru_a",
     "LoRAGaussianA",
     "LoRAWeights",
     "lora_a",

@@ -145,3 +145,41 @@ def test_lru_nu_log_errors(kwargs, arg):
 def test_lru_theta_log_errors():
     with pytest.raises(ValueError, match=r"lru_theta_log.*max_phase"):
         jaxinit.lru_theta_log(0.0)
+
+
+# n = 2**16 draws: the KS test then also separates a^c ~ U(0.9, 0.999) from the released
+# code's a^2-uniform convention (CDF gap ~0.013 against a 1e-3 critical value of ~0.008).
+@pytest.mark.parametrize(
+    "min_rad, max_rad, c, dtype",
+    [(0.9, 0.999, 8.0, np.float32), (0.5, 0.9, 4.0, np.float64), (0.9, 0.999, 1.0, np.float32)],
+)
+def test_rg_lru_a_uniform_power(min_rad, max_rad, c, dtype):
+    with jax.enable_x64(dtype == np.float64):
+        out = jaxinit.rg_lru_a(min_rad, max_rad, c)(jax.random.key(6), (2**16,), dtype)
+    assert out.dtype == dtype
+    lam = np.asarray(out, np.float64)
+    a_c = (1.0 / (1.0 + np.exp(-lam))) ** c  # float64 sigmoid, then the power c
+    assert a_c.min() >= min_rad * (1 - 1e-5) and a_c.max() <= max_rad * (1 + 1e-5)
+    cdf = scipy.stats.uniform(min_rad, max_rad - min_rad).cdf
+    assert scipy.stats.kstest(a_c, cdf).pvalue > KS_ALPHA
+
+
+def test_rg_lru_a_low_precision_describe_and_errors():
+    out = jaxinit.rg_lru_a()(jax.random.key(7), (256,), jnp.bfloat16)
+    assert out.dtype == jnp.bfloat16
+    a8 = (1.0 / (1.0 + np.exp(-np.asarray(out, np.float64)))) ** 8
+    assert a8.min() >= 0.9 * (1 - 2e-2) and a8.max() <= 1.0
+    # Oracle: float64 NumPy Monte Carlo of logit(u^(1/8)), 10**6 draws, tolerance 1e-2.
+    u = np.random.default_rng(0).uniform(0.9, 0.999, 10**6) ** (1 / 8)
+    lam = np.log(u / (1 - u))
+    d = jaxinit.describe(jaxinit.rg_lru_a(), (8,))
+    assert d.mean == pytest.approx(lam.mean(), rel=1e-2)
+    assert d.std == pytest.approx(lam.std(), rel=1e-2)
+    for kwargs, arg in [
+        ({"min_rad": 0.99, "max_rad": 0.9}, "min_rad"),
+        ({"min_rad": 0.0}, "min_rad"),
+        ({"max_rad": 1.0}, "max_rad"),
+        ({"c": 0.0}, "c"),
+    ]:
+        with pytest.raises(ValueError, match=rf"rg_lru_a.*{arg}="):
+            jaxinit.rg_lru_a(**kwargs)

@@ -338,3 +338,84 @@ def lru_theta_log(max_phase: float = 2 * math.pi, dtype: DTypeLike | None = None
     Reference: https://arxiv.org/abs/2303.06349
     """
     return LRUThetaLog(max_phase=max_phase, dtype=dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class RGLRUA(InitializerBase):
+    """Griffin's RG-LRU recurrence parameter Λ, with :math:`a = \\sigma(\\Lambda)`.
+
+    The paper initializes Λ so that :math:`a^c` is uniform on [min_rad, max_rad]
+    (c = 8, [0.9, 0.999]); this follows that text:
+
+    .. math::
+        a^c = u \\sim U(r_{\\min}, r_{\\max}), \\quad
+        \\Lambda = \\operatorname{logit}(u^{1/c})
+        = \\tfrac1c \\log u - \\log\\bigl(-\\operatorname{expm1}(\\tfrac1c \\log u)\\bigr).
+
+    Griffin's released code instead draws :math:`a^2 \\sim U(r_{\\min}^2, r_{\\max}^2)` (the
+    LRU convention, see :class:`LRUNuLog`) and stores the parameter through a softplus
+    with the opposite sign; that variant is not provided here. Sampled in float32 (float64
+    for float64) and then cast.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.rg_lru_a()(jax.random.key(0), (16,)).shape
+        (16,)
+
+    Reference: https://arxiv.org/abs/2402.19427 (De et al. 2024, Section 2.4).
+    """
+
+    min_rad: float = 0.9
+    max_rad: float = 0.999
+    c: float = 8.0
+    dtype: DTypeLike | None = None
+    name = "rg_lru_a"
+    min_rank = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        low = check_scalar(self.name, "min_rad", self.min_rad, positive=True)
+        high = check_scalar(self.name, "max_rad", self.max_rad, positive=True)
+        c = check_scalar(self.name, "c", self.c, positive=True)
+        if high >= 1:
+            raise ValueError(f"{self.name}: max_rad={self.max_rad!r} must be in (0, 1)")
+        _check_range(self.name, "min_rad", low, "max_rad", high)
+        object.__setattr__(self, "min_rad", low)
+        object.__setattr__(self, "max_rad", high)
+        object.__setattr__(self, "c", c)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        u = sampling.uniform(key, shape, dtype, self.min_rad, self.max_rad)
+        log_a = jnp.log(u) / self.c
+        return (log_a - jnp.log(-jnp.expm1(log_a))).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        # A monotone function of u: moments by the float64 midpoint rule on 2**16 cells.
+        cells = (np.arange(2**16, dtype=np.float64) + 0.5) / 2**16
+        log_a = np.log(self.min_rad + cells * (self.max_rad - self.min_rad)) / self.c
+        values = log_a - np.log(-np.expm1(log_a))
+        ends = np.log([self.min_rad, self.max_rad]) / self.c
+        low, high = ends - np.log(-np.expm1(ends))
+        return {
+            "distribution": "logit(u^(1/c)), u ~ U(min_rad, max_rad)",
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "bounds": (float(low), float(high)),
+        }
+
+
+def rg_lru_a(
+    min_rad: float = 0.9, max_rad: float = 0.999, c: float = 8.0, dtype: DTypeLike | None = None
+) -> RGLRUA:
+    """Griffin RG-LRU Λ: :math:`\\sigma(\\Lambda)^c \\sim U(r_{\\min}, r_{\\max})`; see
+    :class:`RGLRUA`.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> a = jax.nn.sigmoid(jaxinit.rg_lru_a()(jax.random.key(0), (8,)))
+        >>> bool(((a**8 >= 0.89) & (a**8 <= 0.9995)).all())
+        True
+
+    Reference: https://arxiv.org/abs/2402.19427
+    """
+    return RGLRUA(min_rad=min_rad, max_rad=max_rad, c=c, dtype=dtype)
