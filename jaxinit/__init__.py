@@ -92,12 +92,14 @@ from jaxinit._src.ssm import LRUNuLog as LRUNuLog
 from jaxinit._src.ssm import LRUThetaLog as LRUThetaLog
 from jaxinit._src.ssm import MambaALog as MambaALog
 from jaxinit._src.ssm import MambaDtBias as MambaDtBias
+from jaxinit._src.ssm import S4DInv as S4DInv
 from jaxinit._src.ssm import S4DLin as S4DLin
 from jaxinit._src.ssm import lru_nu_log as lru_nu_log
 from jaxinit._src.ssm import lru_theta_log as lru_theta_log
 from jaxinit._src.ssm import mamba_a_log as mamba_a_log
 from jaxinit._src.ssm import mamba_dt_bias as mamba_dt_bias
 from jaxinit._src.ssm import rg_lru_a as rg_lru_a
+from jaxinit._src.ssm import s4d_inv as s4d_inv
 from jaxinit._src.ssm import s4d_lin as s4d_lin
 from jaxinit._src.tree import reinit as reinit
 
@@ -117,6 +119,8 @@ __all__ = [
     "mamba_dt_bias",
     "S4DLin",
     "s4d_lin",
+    "S4DInv",
+    "s4d_inv",
     "LRUNuLog",
     "lru_nu_log",
     "LRUThetaLog",

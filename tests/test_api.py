@@ -20,6 +20,8 @@ CORE = {
     "mamba_dt_bias",
     "S4DLin",
     "s4d_lin",
+    "S4DInv",
+    "s4d_inv",
     "LRUNuLog",
     "lru_nu_log",
     "LRUThetaLog",

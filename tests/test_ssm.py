@@ -183,3 +183,16 @@ def test_rg_lru_a_low_precision_describe_and_errors():
     ]:
         with pytest.raises(ValueError, match=rf"rg_lru_a.*{arg}="):
             jaxinit.rg_lru_a(**kwargs)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.complex64, 1e-6), (np.complex128, 1e-13)])
+def test_s4d_inv_formula(dtype, tol):
+    with jax.enable_x64(dtype == np.complex128):
+        out = np.asarray(jaxinit.s4d_inv()(jax.random.key(0), (2, 6), dtype))
+    assert out.dtype == dtype
+    n, size = np.arange(6.0), 6.0
+    expected = np.tile(-0.5 + 1j * size / np.pi * (size / (2 * n + 1) - 1), (2, 1))
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    assert np.asarray(jaxinit.s4d_inv()(jax.random.key(0), (3,))).dtype == np.complex64
+    with pytest.raises(TypeError, match="s4d_inv"):
+        jaxinit.s4d_inv()(jax.random.key(0), (3,), np.int32)

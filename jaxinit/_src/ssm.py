@@ -419,3 +419,56 @@ def rg_lru_a(
     Reference: https://arxiv.org/abs/2402.19427
     """
     return RGLRUA(min_rad=min_rad, max_rad=max_rad, c=c, dtype=dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class S4DInv(InitializerBase):
+    """S4D-Inv diagonal state matrix on the last axis (size N); the key is ignored.
+
+    .. math:: A_n = -\\tfrac12 + i \\frac{N}{\\pi} \\Bigl(\\frac{N}{2n + 1} - 1\\Bigr),
+        \\quad n = 0, \\dots, N - 1.
+
+    Needs a complex dtype (default complex64).
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.s4d_inv()(jax.random.key(0), (2,)).tolist()  # doctest: +ELLIPSIS
+        [(-0.5+0.63661...j), (-0.5-0.21220...j)]
+
+    Reference: https://arxiv.org/abs/2206.11893 (Gu et al. 2022, Section 4.1).
+    """
+
+    dtype: DTypeLike | None = None
+    name = "s4d_inv"
+    min_rank = 1
+    kinds = "c"
+
+    def resolve(self, shape: Shape, dtype: np.dtype) -> np.dtype:
+        if dtype.kind == "f" and self.dtype is None:
+            dtype = np.dtype(np.complex64)
+        return super().resolve(shape, dtype)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        real = jnp.finfo(dtype).dtype
+        size = shape[-1]
+        n = jnp.arange(size, dtype=real)
+        imag = size / np.pi * (size / (2 * n + 1) - 1)
+        values = jax.lax.complex(jnp.full_like(imag, -0.5), imag).astype(dtype)
+        return jnp.broadcast_to(values, shape)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        return {"distribution": "deterministic -1/2 + i*N/pi*(N/(2n+1) - 1) along the last axis"}
+
+
+def s4d_inv(dtype: DTypeLike | None = None) -> S4DInv:
+    """S4D-Inv: :math:`A_n = -1/2 + i \\tfrac{N}{\\pi}(\\tfrac{N}{2n+1} - 1)`; see
+    :class:`S4DInv`.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.s4d_inv()(jax.random.key(0), (3,)).shape
+        (3,)
+
+    Reference: https://arxiv.org/abs/2206.11893
+    """
+    return S4DInv(dtype=dtype)
