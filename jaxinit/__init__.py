@@ -88,12 +88,16 @@ from jaxinit._src.spectral import spectral as spectral
 from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
 from jaxinit._src.spectral import spectral_rules as spectral_rules
 from jaxinit._src.ssm import RGLRUA as RGLRUA
+from jaxinit._src.ssm import HiPPOLegSA as HiPPOLegSA
+from jaxinit._src.ssm import HiPPOLegSB as HiPPOLegSB
 from jaxinit._src.ssm import LRUNuLog as LRUNuLog
 from jaxinit._src.ssm import LRUThetaLog as LRUThetaLog
 from jaxinit._src.ssm import MambaALog as MambaALog
 from jaxinit._src.ssm import MambaDtBias as MambaDtBias
 from jaxinit._src.ssm import S4DInv as S4DInv
 from jaxinit._src.ssm import S4DLin as S4DLin
+from jaxinit._src.ssm import hippo_legs_a as hippo_legs_a
+from jaxinit._src.ssm import hippo_legs_b as hippo_legs_b
 from jaxinit._src.ssm import lru_nu_log as lru_nu_log
 from jaxinit._src.ssm import lru_theta_log as lru_theta_log
 from jaxinit._src.ssm import mamba_a_log as mamba_a_log
@@ -121,6 +125,10 @@ __all__ = [
     "s4d_lin",
     "S4DInv",
     "s4d_inv",
+    "HiPPOLegSA",
+    "hippo_legs_a",
+    "HiPPOLegSB",
+    "hippo_legs_b",
     "LRUNuLog",
     "lru_nu_log",
     "LRUThetaLog",

@@ -196,3 +196,40 @@ def test_s4d_inv_formula(dtype, tol):
     assert np.asarray(jaxinit.s4d_inv()(jax.random.key(0), (3,))).dtype == np.complex64
     with pytest.raises(TypeError, match="s4d_inv"):
         jaxinit.s4d_inv()(jax.random.key(0), (3,), np.int32)
+
+
+def _hippo_legs_numpy(size):
+    """Float64 loops straight from the HiPPO-LegS formula (an independent oracle)."""
+    a = np.zeros((size, size))
+    for n in range(size):
+        for k in range(size):
+            if n > k:
+                a[n, k] = -np.sqrt(2 * n + 1) * np.sqrt(2 * k + 1)
+            elif n == k:
+                a[n, k] = -(n + 1)
+    return a, np.sqrt(2 * np.arange(size) + 1.0)
+
+
+@pytest.mark.parametrize(
+    "dtype, tol", [(np.float32, 1e-6), (np.float64, 1e-14), (jnp.bfloat16, 1e-2)]
+)
+def test_hippo_legs_formula(dtype, tol):
+    a_ref, b_ref = _hippo_legs_numpy(5)
+    with jax.enable_x64(dtype == np.float64):
+        a = jaxinit.hippo_legs_a()(jax.random.key(0), (3, 5, 5), dtype)
+        b = jaxinit.hippo_legs_b()(jax.random.key(0), (2, 5), dtype)
+    assert a.dtype == b.dtype == dtype
+    np.testing.assert_allclose(
+        np.asarray(a, np.float64), np.broadcast_to(a_ref, (3, 5, 5)), rtol=tol
+    )
+    np.testing.assert_allclose(np.asarray(b, np.float64), np.tile(b_ref, (2, 1)), rtol=tol)
+
+
+def test_hippo_legs_errors_and_describe():
+    with pytest.raises(ValueError, match=r"hippo_legs_a.*square"):
+        jaxinit.hippo_legs_a()(jax.random.key(0), (4, 5))
+    with pytest.raises(ValueError, match="hippo_legs_a"):
+        jaxinit.hippo_legs_a()(jax.random.key(0), (4,))
+    d = jaxinit.describe(jaxinit.hippo_legs_b(), (3,))
+    values = np.sqrt([1.0, 3.0, 5.0])
+    assert d.mean == pytest.approx(values.mean()) and d.std == pytest.approx(values.std())

@@ -1,7 +1,9 @@
 """State-space model initializers.
 
 Mamba (Gu & Dao, 2023, https://arxiv.org/abs/2312.00752): ``A_log`` and the ``dt`` bias;
-S4D-Lin (https://arxiv.org/abs/2206.11893).
+S4D-Lin and S4D-Inv (https://arxiv.org/abs/2206.11893); HiPPO-LegS A and B
+(https://arxiv.org/abs/2008.07669); the LRU's ``nu_log`` and ``theta_log``
+(https://arxiv.org/abs/2303.06349); Griffin's RG-LRU Λ (https://arxiv.org/abs/2402.19427).
 """
 
 from __future__ import annotations
@@ -472,3 +474,101 @@ def s4d_inv(dtype: DTypeLike | None = None) -> S4DInv:
     Reference: https://arxiv.org/abs/2206.11893
     """
     return S4DInv(dtype=dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class HiPPOLegSA(InitializerBase):
+    """The HiPPO-LegS state matrix on the last two axes (N x N); the key is ignored.
+
+    .. math::
+        A_{nk} = -\\begin{cases} \\sqrt{2n+1}\\sqrt{2k+1} & n > k \\\\ n + 1 & n = k \\\\
+        0 & n < k \\end{cases}
+
+    for the dynamics :math:`x' = A x + B u` (the input vector is :class:`HiPPOLegSB`).
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.hippo_legs_a()(jax.random.key(0), (2, 2)).tolist()  # doctest: +ELLIPSIS
+        [[-1.0, 0.0], [-1.73205..., -2.0]]
+
+    Reference: https://arxiv.org/abs/2008.07669 (Gu et al. 2020, Section 3 and Appendix D).
+    """
+
+    dtype: DTypeLike | None = None
+    name = "hippo_legs_a"
+    min_rank = 2
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        if shape[-1] != shape[-2]:
+            raise ValueError(
+                f"{self.name}: shape={shape} must be square in its last two axes (N, N)"
+            )
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        real = sampling.real_dtype(dtype)
+        n = jnp.arange(shape[-1], dtype=real)
+        root = jnp.sqrt(2 * n + 1)
+        below = jnp.tril(root[:, None] * root[None, :], -1)
+        values = jnp.diag(-(n + 1)) - below  # zeros stay +0.0
+        return jnp.broadcast_to(values, shape).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        return {"distribution": "deterministic HiPPO-LegS matrix on the last two axes"}
+
+
+def hippo_legs_a(dtype: DTypeLike | None = None) -> HiPPOLegSA:
+    """HiPPO-LegS A (lower triangular, diagonal -(n+1)); see :class:`HiPPOLegSA`.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.hippo_legs_a()(jax.random.key(0), (4, 4)).shape
+        (4, 4)
+
+    Reference: https://arxiv.org/abs/2008.07669
+    """
+    return HiPPOLegSA(dtype=dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class HiPPOLegSB(InitializerBase):
+    """The HiPPO-LegS input vector on the last axis (size N); the key is ignored.
+
+    .. math:: B_n = \\sqrt{2n + 1}, \\quad n = 0, \\dots, N - 1.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.hippo_legs_b()(jax.random.key(0), (3,)).tolist()  # doctest: +ELLIPSIS
+        [1.0, 1.73205..., 2.23606...]
+
+    Reference: https://arxiv.org/abs/2008.07669 (Gu et al. 2020, Section 3 and Appendix D).
+    """
+
+    dtype: DTypeLike | None = None
+    name = "hippo_legs_b"
+    min_rank = 1
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        n = jnp.arange(shape[-1], dtype=sampling.real_dtype(dtype))
+        return jnp.broadcast_to(jnp.sqrt(2 * n + 1), shape).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        values = np.sqrt(2 * np.arange(shape[-1], dtype=np.float64) + 1)
+        return {
+            "distribution": "deterministic sqrt(2n+1) along the last axis",
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "bounds": (1.0, float(values[-1])),
+        }
+
+
+def hippo_legs_b(dtype: DTypeLike | None = None) -> HiPPOLegSB:
+    """HiPPO-LegS B: :math:`B_n = \\sqrt{2n+1}`; see :class:`HiPPOLegSB`.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.hippo_legs_b()(jax.random.key(0), (4,)).shape
+        (4,)
+
+    Reference: https://arxiv.org/abs/2008.07669
+    """
+    return HiPPOLegSB(dtype=dtype)
