@@ -230,6 +230,10 @@ def test_hippo_legs_errors_and_describe():
         jaxinit.hippo_legs_a()(jax.random.key(0), (4, 5))
     with pytest.raises(ValueError, match="hippo_legs_a"):
         jaxinit.hippo_legs_a()(jax.random.key(0), (4,))
+    a_ref, _ = _hippo_legs_numpy(4)
+    d = jaxinit.describe(jaxinit.hippo_legs_a(), (4, 4))
+    assert d.mean == pytest.approx(a_ref.mean()) and d.std == pytest.approx(a_ref.std())
+    assert d.bounds == pytest.approx((a_ref.min(), 0.0))
     d = jaxinit.describe(jaxinit.hippo_legs_b(), (3,))
     values = np.sqrt([1.0, 3.0, 5.0])
     assert d.mean == pytest.approx(values.mean()) and d.std == pytest.approx(values.std())

@@ -513,7 +513,14 @@ class HiPPOLegSA(InitializerBase):
         return jnp.broadcast_to(values, shape).astype(dtype)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        return {"distribution": "deterministic HiPPO-LegS matrix on the last two axes"}
+        root = np.sqrt(2 * np.arange(shape[-1], dtype=np.float64) + 1)
+        values = np.diag(-np.arange(1.0, shape[-1] + 1)) - np.tril(np.outer(root, root), -1)
+        return {
+            "distribution": "deterministic HiPPO-LegS matrix on the last two axes",
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "bounds": (float(values.min()), float(values.max())),
+        }
 
 
 def hippo_legs_a(dtype: DTypeLike | None = None) -> HiPPOLegSA:
