@@ -237,3 +237,16 @@ def test_hippo_legs_errors_and_describe():
     d = jaxinit.describe(jaxinit.hippo_legs_b(), (3,))
     values = np.sqrt([1.0, 3.0, 5.0])
     assert d.mean == pytest.approx(values.mean()) and d.std == pytest.approx(values.std())
+
+
+def test_s4d_describe():
+    # Oracle: NumPy mean and sqrt(E|z - mean|^2) of the float64 formula values.
+    n = np.arange(6.0)
+    for init, values in [
+        (jaxinit.s4d_lin(), -0.5 + 1j * np.pi * n),
+        (jaxinit.s4d_inv(), -0.5 + 1j * 6 / np.pi * (6 / (2 * n + 1) - 1)),
+    ]:
+        d = jaxinit.describe(init, (2, 6))
+        assert d.mean == pytest.approx(values.mean())
+        assert d.std == pytest.approx(np.sqrt(np.mean(np.abs(values - values.mean()) ** 2)))
+        assert d.bounds is None and "deterministic" in str(d)

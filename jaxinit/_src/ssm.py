@@ -21,6 +21,17 @@ from jaxinit._src import sampling
 from jaxinit._src.base import InitializerBase, Shape, check_scalar
 
 
+def _complex_stats(distribution: str, values: np.ndarray) -> dict[str, Any]:
+    """describe() fields of deterministic complex values: the complex mean, the real
+    standard deviation sqrt(E|z - mean|^2), and no real bounds."""
+    return {
+        "distribution": distribution,
+        "mean": complex(values.mean()),
+        "std": float(np.sqrt(np.mean(np.abs(values - values.mean()) ** 2))),
+        "bounds": None,
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class MambaALog(InitializerBase):
     """Mamba's ``A_log`` for a ``(channels, d_state)`` parameter; the key is ignored.
@@ -103,7 +114,10 @@ class S4DLin(InitializerBase):
         return jnp.broadcast_to(values, shape)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        return {"distribution": "deterministic -1/2 + i*pi*n along the last axis"}
+        return _complex_stats(
+            "deterministic -1/2 + i*pi*n along the last axis",
+            -0.5 + 1j * np.pi * np.arange(shape[-1], dtype=np.float64),
+        )
 
 
 def s4d_lin(dtype: DTypeLike | None = None) -> S4DLin:
@@ -459,7 +473,12 @@ class S4DInv(InitializerBase):
         return jnp.broadcast_to(values, shape)
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        return {"distribution": "deterministic -1/2 + i*N/pi*(N/(2n+1) - 1) along the last axis"}
+        size = shape[-1]
+        n = np.arange(size, dtype=np.float64)
+        return _complex_stats(
+            "deterministic -1/2 + i*N/pi*(N/(2n+1) - 1) along the last axis",
+            -0.5 + 1j * size / np.pi * (size / (2 * n + 1) - 1),
+        )
 
 
 def s4d_inv(dtype: DTypeLike | None = None) -> S4DInv:
