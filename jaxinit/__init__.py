@@ -93,9 +93,23 @@ from jaxinit._src.schemes import zeros as zeros
 from jaxinit._src.spectral import spectral as spectral
 from jaxinit._src.spectral import spectral_lr_scale as spectral_lr_scale
 from jaxinit._src.spectral import spectral_rules as spectral_rules
+from jaxinit._src.ssm import RGLRUA as RGLRUA
+from jaxinit._src.ssm import HiPPOLegSA as HiPPOLegSA
+from jaxinit._src.ssm import HiPPOLegSB as HiPPOLegSB
+from jaxinit._src.ssm import LRUNuLog as LRUNuLog
+from jaxinit._src.ssm import LRUThetaLog as LRUThetaLog
 from jaxinit._src.ssm import MambaALog as MambaALog
+from jaxinit._src.ssm import MambaDtBias as MambaDtBias
+from jaxinit._src.ssm import S4DInv as S4DInv
 from jaxinit._src.ssm import S4DLin as S4DLin
+from jaxinit._src.ssm import hippo_legs_a as hippo_legs_a
+from jaxinit._src.ssm import hippo_legs_b as hippo_legs_b
+from jaxinit._src.ssm import lru_nu_log as lru_nu_log
+from jaxinit._src.ssm import lru_theta_log as lru_theta_log
 from jaxinit._src.ssm import mamba_a_log as mamba_a_log
+from jaxinit._src.ssm import mamba_dt_bias as mamba_dt_bias
+from jaxinit._src.ssm import rg_lru_a as rg_lru_a
+from jaxinit._src.ssm import s4d_inv as s4d_inv
 from jaxinit._src.ssm import s4d_lin as s4d_lin
 from jaxinit._src.tree import reinit as reinit
 
@@ -115,8 +129,22 @@ __all__ = [
     "pissa",
     "MambaALog",
     "mamba_a_log",
+    "MambaDtBias",
+    "mamba_dt_bias",
     "S4DLin",
     "s4d_lin",
+    "S4DInv",
+    "s4d_inv",
+    "HiPPOLegSA",
+    "hippo_legs_a",
+    "HiPPOLegSB",
+    "hippo_legs_b",
+    "LRUNuLog",
+    "lru_nu_log",
+    "LRUThetaLog",
+    "lru_theta_log",
+    "RGLRUA",
+    "rg_lru_a",
     # Core
     "Initializer",
     "Description",
