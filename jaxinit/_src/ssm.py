@@ -82,7 +82,40 @@ def mamba_a_log(dtype: DTypeLike | None = None) -> MambaALog:
 
 
 @dataclasses.dataclass(frozen=True)
-class S4DLin(InitializerBase):
+class _S4DDiagonal(InitializerBase):
+    """A complex diagonal state matrix :math:`A_n = -1/2 + i\\,\\mathrm{imag}(n, N)` on the
+    last axis (size N), the same for every leading index; the key is ignored. Needs a
+    complex dtype (default complex64)."""
+
+    dtype: DTypeLike | None = None
+    min_rank = 1
+    kinds = "c"
+    formula = ""
+
+    @staticmethod
+    def imag(n: Any, size: int) -> Any:
+        raise NotImplementedError
+
+    def resolve(self, shape: Shape, dtype: np.dtype) -> np.dtype:
+        if dtype.kind == "f" and self.dtype is None:
+            dtype = np.dtype(np.complex64)
+        return super().resolve(shape, dtype)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        imag = self.imag(jnp.arange(shape[-1], dtype=jnp.finfo(dtype).dtype), shape[-1])
+        values = jax.lax.complex(jnp.full_like(imag, -0.5), imag).astype(dtype)
+        return jnp.broadcast_to(values, shape)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        n = np.arange(shape[-1], dtype=np.float64)
+        return _complex_stats(
+            f"deterministic {self.formula} along the last axis",
+            -0.5 + 1j * self.imag(n, shape[-1]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class S4DLin(_S4DDiagonal):
     """S4D-Lin diagonal state matrix on the last axis (size N); the key is ignored.
 
     .. math:: A_n = -\\tfrac12 + i \\pi n, \\quad n = 0, \\dots, N - 1.
@@ -97,27 +130,12 @@ class S4DLin(InitializerBase):
     Reference: https://arxiv.org/abs/2206.11893 (Gu et al. 2022, Section 4.1).
     """
 
-    dtype: DTypeLike | None = None
     name = "s4d_lin"
-    min_rank = 1
-    kinds = "c"
+    formula = "-1/2 + i*pi*n"
 
-    def resolve(self, shape: Shape, dtype: np.dtype) -> np.dtype:
-        if dtype.kind == "f" and self.dtype is None:
-            dtype = np.dtype(np.complex64)
-        return super().resolve(shape, dtype)
-
-    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
-        real = jnp.finfo(dtype).dtype
-        imag = np.pi * jnp.arange(shape[-1], dtype=real)
-        values = jax.lax.complex(jnp.full_like(imag, -0.5), imag).astype(dtype)
-        return jnp.broadcast_to(values, shape)
-
-    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        return _complex_stats(
-            "deterministic -1/2 + i*pi*n along the last axis",
-            -0.5 + 1j * np.pi * np.arange(shape[-1], dtype=np.float64),
-        )
+    @staticmethod
+    def imag(n: Any, size: int) -> Any:
+        return np.pi * n
 
 
 def s4d_lin(dtype: DTypeLike | None = None) -> S4DLin:
@@ -438,7 +456,7 @@ def rg_lru_a(
 
 
 @dataclasses.dataclass(frozen=True)
-class S4DInv(InitializerBase):
+class S4DInv(_S4DDiagonal):
     """S4D-Inv diagonal state matrix on the last axis (size N); the key is ignored.
 
     .. math:: A_n = -\\tfrac12 + i \\frac{N}{\\pi} \\Bigl(\\frac{N}{2n + 1} - 1\\Bigr),
@@ -454,31 +472,12 @@ class S4DInv(InitializerBase):
     Reference: https://arxiv.org/abs/2206.11893 (Gu et al. 2022, Section 4.1).
     """
 
-    dtype: DTypeLike | None = None
     name = "s4d_inv"
-    min_rank = 1
-    kinds = "c"
+    formula = "-1/2 + i*N/pi*(N/(2n+1) - 1)"
 
-    def resolve(self, shape: Shape, dtype: np.dtype) -> np.dtype:
-        if dtype.kind == "f" and self.dtype is None:
-            dtype = np.dtype(np.complex64)
-        return super().resolve(shape, dtype)
-
-    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
-        real = jnp.finfo(dtype).dtype
-        size = shape[-1]
-        n = jnp.arange(size, dtype=real)
-        imag = size / np.pi * (size / (2 * n + 1) - 1)
-        values = jax.lax.complex(jnp.full_like(imag, -0.5), imag).astype(dtype)
-        return jnp.broadcast_to(values, shape)
-
-    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        size = shape[-1]
-        n = np.arange(size, dtype=np.float64)
-        return _complex_stats(
-            "deterministic -1/2 + i*N/pi*(N/(2n+1) - 1) along the last axis",
-            -0.5 + 1j * size / np.pi * (size / (2 * n + 1) - 1),
-        )
+    @staticmethod
+    def imag(n: Any, size: int) -> Any:
+        return size / np.pi * (size / (2 * n + 1) - 1)
 
 
 def s4d_inv(dtype: DTypeLike | None = None) -> S4DInv:
