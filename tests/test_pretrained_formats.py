@@ -206,6 +206,8 @@ def raw_safetensors(path, header, data=b""):
     ("size_disagrees", r"key 'w' is F32\[2, 2\] \(16 bytes\) but spans 12 bytes"),
     ("overlap", r"key 'b' starts at byte 0, expected 8"),
     ("bad_entry", r"key 'w' has a corrupted header entry"),
+    ("deeply_nested", r"corrupted safetensors header \(JSON nested deeper than \d+ levels"),
+    ("huge_integer", r"corrupted safetensors header \(not JSON: .*5000 digits"),
 ])
 def test_corrupted_safetensors(tmp_path, case, message):
     path = tmp_path / f"{case}.safetensors"
@@ -231,6 +233,13 @@ def test_corrupted_safetensors(tmp_path, case, message):
     elif case == "bad_entry":
         raw_safetensors(path, {"w": {"dtype": "F32", "shape": "2", "data_offsets": [0, 8]}},
                         b"\x00" * 8)
+    elif case == "deeply_nested":  # hand-built: json.dumps itself cannot nest this deep
+        blob = b'{"w": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        path.write_bytes(struct.pack("<Q", len(blob)) + blob)
+    elif case == "huge_integer":  # Python refuses int strings over 4300 digits by default
+        blob = (b'{"w": {"dtype": "F32", "shape": [' + b"9" * 5000
+                + b'], "data_offsets": [0, 4]}}')
+        path.write_bytes(struct.pack("<Q", len(blob)) + blob + b"\x00" * 4)
     with pytest.raises(PretrainedError, match=message) as info:
         jaxinit.open_weights(path)
     assert str(path) in str(info.value)

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import pathlib
+import sys
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
@@ -411,7 +412,12 @@ def _open_safetensors(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
         raw = f.read(length)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except RecursionError as e:  # nesting deeper than Python's recursion limit
+        raise PretrainedError(
+            f"{name}: corrupted safetensors header (JSON nested deeper than "
+            f"{sys.getrecursionlimit()} levels); the file is corrupted or hostile"
+        ) from e
+    except ValueError as e:  # JSONDecodeError, bad UTF-8, an integer over Python's digit limit
         raise PretrainedError(f"{name}: corrupted safetensors header (not JSON: {e})") from e
     if not isinstance(header, dict):
         raise PretrainedError(f"{name}: corrupted safetensors header (not a JSON object)")
