@@ -5,6 +5,7 @@ import hashlib
 import json
 import pickle
 import struct
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -250,6 +251,43 @@ def test_safetensors_non_numeric_dtype_is_refused(tmp_path):
                            {"w": {"dtype": "STR", "shape": [2], "data_offsets": [0, 2]}}, b"ab")
     with pytest.raises(PretrainedError, match=r"key 'w' has dtype 'STR', which is not a supported"):
         jaxinit.open_weights(path)
+
+
+@pytest.mark.parametrize("span, message", [
+    ([0, 2**42], r"key 'w' spans bytes 0\.\.4398046511104 but the data section has 16 bytes"),
+    ([0, 16], r"key 'w' is F32\[1099511627776, 4\] \(17592186044416 bytes\) but spans 16"),
+])
+def test_safetensors_huge_declared_tensor_is_refused_at_open(tmp_path, span, message):
+    # A 16 TiB float32 tensor declared in a 16-byte data section: refused from the header
+    # alone, when the file is opened, so nothing is ever allocated for it.
+    path = raw_safetensors(tmp_path / "huge.safetensors",
+                           {"w": {"dtype": "F32", "shape": [2**40, 4], "data_offsets": span}},
+                           b"\x00" * 16)
+    with pytest.raises(PretrainedError, match=message) as info:
+        jaxinit.open_weights(path)
+    assert str(path) in str(info.value)
+
+
+def npy_member(descr, shape, data):
+    """A version-1.0 .npy file built by hand, so its header may lie about its data."""
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"  # pad the preamble to 64 bytes
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + data
+
+
+@pytest.mark.parametrize("shape, needed", [((2**40, 4), 2**42 * 4), ((5,), 20)])
+def test_npz_header_claiming_more_than_its_member_is_refused_at_open(tmp_path, shape, needed):
+    # The .npy header is checked against the zip member's size when the file is opened;
+    # before, NumPy tried to allocate the declared 16 TiB array on the first read.
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ok.npy", npy_member("<f4", (2,), b"\x00" * 8))
+        zf.writestr("w.npy", npy_member("<f4", shape, b"\x00" * 16))
+    with pytest.raises(PretrainedError,
+                       match=rf"key 'w' is float32\[.*\] \({needed} bytes\) but its \.npy "
+                             r"member holds 16 data bytes") as info:
+        jaxinit.open_weights(path)
+    assert str(path) in str(info.value)
 
 
 @pytest.mark.parametrize("fmt", ["npz", "msgpack"])

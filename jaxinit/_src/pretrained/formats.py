@@ -500,6 +500,15 @@ def _open_npz(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
                         shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
                     else:
                         raise PretrainedError(f"{name}: key {key!r}: unsupported .npy {version}")
+                    # The header's claim is checked against the member's size before NumPy
+                    # allocates the array it declares.
+                    payload = info.file_size - fh.tell()
+                needed = math.prod(shape) * dtype.itemsize
+                if not dtype.hasobject and needed != payload:
+                    raise PretrainedError(
+                        f"{name}: key {key!r} is {dtype}{list(shape)} ({needed} bytes) but its "
+                        f".npy member holds {payload} data bytes; the file is corrupted"
+                    )
                 if dtype.hasobject:
                     raise PretrainedError(
                         f"{name}: key {key!r} is an object array, which needs pickle; refused"
