@@ -74,7 +74,8 @@ def test_pretrained_casts_and_refuses_overflow(ckpt):
     with pytest.raises(PretrainedError, match=r"key 'big'.*float32 to float16 overflows 2 "
                                               r"value\(s\) \(largest magnitude 200000\)"):
         init(KEY, (4,), jnp.float16)
-    with pytest.raises(TypeError, match="would truncate"):
+    with pytest.raises(PretrainedError, match=r"ckpt\.safetensors: key 'big'.*float32 weights "
+                                              r"to int32 would truncate"):
         init(KEY, (4,), jnp.int32)
     counts = jaxinit.pretrained(path, "count")
     assert counts(KEY, (4,), jnp.int8).dtype == jnp.int8
@@ -294,6 +295,21 @@ def test_failed_load_leaves_nnx_module_untouched():
         jaxinit.load_pretrained(model, source)
     for path, value in nnx_arrays(model).items():
         np.testing.assert_array_equal(value, before[path])
+
+
+def test_complex_to_real_cast_is_a_pretrained_error_naming_file_and_key(tmp_path):
+    path = tmp_path / "c.safetensors"
+    safetensors.numpy.save_file({"z": np.array([1 + 2j, 3 - 1j], np.complex64)}, str(path))
+    drop = r"casting complex complex64 to float32 would drop the imaginary part"
+    with pytest.raises(PretrainedError, match=r"c\.safetensors: key 'z': " + drop):
+        jaxinit.pretrained(path, "z")(KEY, (2,), jnp.float32)
+    target = {"z": jnp.full((2,), 7.0, jnp.float32)}
+    with pytest.raises(PretrainedError, match=r"c\.safetensors: key 'z' -> z: " + drop):
+        jaxinit.load_pretrained(target, path)
+    np.testing.assert_array_equal(target["z"], [7.0, 7.0])  # the target is unchanged
+    # complex to complex still loads, value for value
+    got = jaxinit.pretrained(path, "z")(KEY, (2,), jnp.complex64)
+    np.testing.assert_array_equal(got, np.array([1 + 2j, 3 - 1j], np.complex64))
 
 
 def test_abstract_linen_target_with_sharding(tmp_path):

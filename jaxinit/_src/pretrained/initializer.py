@@ -53,11 +53,13 @@ def cast(where: str, array: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, Ca
     if array.dtype == dtype:
         return array, None
     if array.dtype.kind == "c" and dtype.kind != "c":
-        raise TypeError(
+        raise PretrainedError(
             f"{where}: casting complex {array.dtype} to {dtype} would drop the imaginary part"
         )
     if is_inexact(array.dtype) and not is_inexact(dtype):
-        raise TypeError(f"{where}: casting {array.dtype} weights to {dtype} would truncate them")
+        raise PretrainedError(
+            f"{where}: casting {array.dtype} weights to {dtype} would truncate them"
+        )
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         if is_inexact(dtype):
             out = array.astype(dtype)
