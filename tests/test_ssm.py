@@ -23,7 +23,7 @@ def test_mamba_a_log_describe_and_bad_shape():
     assert "log" in str(jaxinit.describe(jaxinit.mamba_a_log(), (2, 4)))
     # A zero-size shape has no values to get wrong: the empty array, as every initializer.
     assert jaxinit.mamba_a_log()(jax.random.key(0), (2, 0)).shape == (2, 0)
-    with pytest.raises(ValueError, match="mamba_a_log: shape=.* negative dimension"):
+    with pytest.raises(ValueError, match=r"mamba_a_log: shape=.* negative dimension"):
         jaxinit.mamba_a_log()(jax.random.key(0), (2, -1))
 
 
