@@ -37,9 +37,15 @@ def normalize_dtype(name: str, dtype: DTypeLike | None) -> np.dtype | None:
     if dtype is None:
         return None
     try:
-        return np.dtype(dtype)
+        resolved = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{name}: dtype={dtype!r} is not a dtype") from None
+    if not resolved.isnative:
+        raise TypeError(
+            f"{name}: dtype={dtype!r} is byte-swapped (non-native byte order); JAX arrays use "
+            f"native byte order, pass {resolved.newbyteorder('=')} instead"
+        )
+    return resolved
 
 
 def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
@@ -132,6 +138,16 @@ def check_scalar(
     return number
 
 
+def check_int(name: str, arg: str, value: Any, *, minimum: int | None = None) -> int:
+    """An int (Python or NumPy; not a float, str or bool), or an error naming `arg`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name}: {arg}={value!r} must be an int")
+    number = operator.index(value)
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name}: {arg}={number} must be >= {minimum}")
+    return number
+
+
 def check_choice(name: str, arg: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
@@ -166,6 +182,17 @@ def check_key(name: str, key: Any) -> None:
             f"{name}: key of dtype {dtype} and shape {key.shape} is not a PRNG key; expected "
             "jax.random.key(seed) or a legacy uint32 key from jax.random.PRNGKey(seed)"
         )
+    impl = jax.config.jax_default_prng_impl
+    length = _RAW_KEY_LENGTH.get(impl)
+    if length is not None and key.shape != (length,):
+        raise ValueError(
+            f"{name}: key is a raw uint32 array of shape {key.shape}; a legacy {impl} key has "
+            f"shape ({length},), as jax.random.PRNGKey(seed) returns"
+        )
+
+
+#: The shape of a raw (legacy) uint32 key for each of JAX's built-in PRNG implementations.
+_RAW_KEY_LENGTH = {"threefry2x32": 2, "rbg": 4, "unsafe_rbg": 4}
 
 
 def resolve_sharding(name: str, out_sharding: OutSharding) -> Sharding | None:
