@@ -62,6 +62,12 @@ def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
 
 
+def unknown_stats(distribution: str = "unknown", mean: float | None = None) -> dict[str, Any]:
+    """:func:`jaxinit.describe` fields of a scheme whose distribution is not known in closed
+    form: mean (unless given), std and bounds are None."""
+    return {"distribution": distribution, "mean": mean, "std": None, "bounds": None}
+
+
 def check_shape(name: str, shape: Any, min_rank: int = 0, max_rank: int | None = None) -> Shape:
     """`shape` as non-negative ints, rank in [`min_rank`, `max_rank`], else a precise error.
 
@@ -182,7 +188,7 @@ def check_key(name: str, key: Any) -> None:
             f"{name}: key of dtype {dtype} and shape {key.shape} is not a PRNG key; expected "
             "jax.random.key(seed) or a legacy uint32 key from jax.random.PRNGKey(seed)"
         )
-    impl = jax.config.jax_default_prng_impl
+    impl = str(getattr(jax.config, "jax_default_prng_impl", ""))
     length = _RAW_KEY_LENGTH.get(impl)
     if length is not None and key.shape != (length,):
         raise ValueError(
@@ -305,8 +311,12 @@ class InitializerBase:
         raise NotImplementedError
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        """The exact distribution of one element, as used by :func:`jaxinit.describe`."""
-        raise NotImplementedError(f"{type(self).__name__} does not describe itself")
+        """The exact distribution of one element, as used by :func:`jaxinit.describe`.
+
+        This default is the partial answer of a scheme that cannot state its distribution:
+        ``"unknown"``, with mean, std and bounds None.
+        """
+        return unknown_stats()
 
 
 @dataclasses.dataclass(frozen=True)
