@@ -30,7 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._src import sampling
-from jaxinit._src.base import InitializerBase, Shape, check_choice, check_scalar
+from jaxinit._src.base import (
+    InitializerBase,
+    Shape,
+    check_choice,
+    check_scalar,
+    unknown_stats,
+)
 from jaxinit._src.orthogonal import Dirac, Identity, Orthogonal
 from jaxinit._src.pretrained.torch_rules import rules as rules
 from jaxinit._src.schemes import (
@@ -583,6 +589,10 @@ class _DefaultBias(InitializerBase):
             "jaxinit.reinit(tree, key, default_rules()) or call linear_bias(fan_in)"
         )
 
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        # U(+-1/sqrt(fan_in)) or zeros, by layer: the mean is 0 either way, the std is not known.
+        return unknown_stats("PyTorch default bias (resolved per layer by reinit)", mean=0.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class _DefaultKernel(InitializerBase):
@@ -614,6 +624,10 @@ class _DefaultKernel(InitializerBase):
             f"{self.name}: use it through jaxinit.reinit(tree, key, default_rules()), "
             "or call linear() directly"
         )
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        # A symmetric uniform whose fan_in depends on the layer: mean 0, std not known here.
+        return unknown_stats("PyTorch default kernel (resolved per layer by reinit)", mean=0.0)
 
 
 def default_rules() -> tuple[tuple[str, Any], ...]:

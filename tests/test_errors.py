@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import jaxinit
+import jaxinit.torch
 
 KEY = jax.random.key(0)
 
@@ -200,3 +201,117 @@ def test_errors_raise_before_tracing_under_jit():
     """Inside jit the same precise error appears (no opaque XLA error)."""
     with pytest.raises(ValueError, match="rank 1"):
         jax.jit(lambda k: jaxinit.he_normal()(k, (10,)))(KEY)
+
+
+# Wrongly typed arguments, raw keys and dtypes: each message names the initializer, the
+# argument, the value given and what was expected (every listed word must appear).
+TYPED_ARGS = [
+    (
+        "orthogonal column_axis str",
+        lambda: jaxinit.orthogonal(column_axis="0"),
+        TypeError,
+        ["orthogonal", "column_axis", "'0'", "must be an int"],
+    ),
+    (
+        "delta_orthogonal column_axis str",
+        lambda: jaxinit.delta_orthogonal(column_axis="0"),
+        TypeError,
+        ["delta_orthogonal", "column_axis", "'0'", "must be an int"],
+    ),
+    (
+        "orthogonal column_axis float",
+        lambda: jaxinit.orthogonal(column_axis=1.0),
+        TypeError,
+        ["orthogonal", "column_axis", "1.0", "must be an int"],
+    ),
+    (
+        "variance_scaling in_axis str",
+        lambda: jaxinit.variance_scaling(1.0, "fan_in", "normal", in_axis="0"),
+        TypeError,
+        ["variance_scaling", "in_axis", "'0'", "int or a sequence of ints"],
+    ),
+    (
+        "dirac groups -inf",
+        lambda: jaxinit.dirac(groups=float("-inf")),
+        TypeError,
+        ["dirac", "groups", "-inf", "must be an int"],
+    ),
+    (
+        "torch dirac groups nan",
+        lambda: jaxinit.torch.dirac(groups=float("nan")),
+        TypeError,
+        ["dirac", "groups", "nan", "must be an int"],
+    ),
+    (
+        "dirac groups bool",
+        lambda: jaxinit.dirac(groups=True),
+        TypeError,
+        ["dirac", "groups", "True", "must be an int"],
+    ),
+    (
+        "dirac groups zero",
+        lambda: jaxinit.dirac(groups=0),
+        ValueError,
+        ["dirac", "groups", "0", ">= 1"],
+    ),
+    (
+        "sparse sparsity -inf",
+        lambda: jaxinit.sparse(float("-inf")),
+        ValueError,
+        ["sparse", "sparsity", "-inf", "finite"],
+    ),
+    (
+        "sparse sparsity nan",
+        lambda: jaxinit.sparse(float("nan")),
+        ValueError,
+        ["sparse", "sparsity", "nan", "finite"],
+    ),
+    (
+        "raw uint32 key of length 3",
+        lambda: jaxinit.he_normal()(jnp.zeros((3,), jnp.uint32), (3, 3)),
+        ValueError,
+        ["variance_scaling", "key", "(3,)", "shape (2,)"],
+    ),
+    (
+        "raw uint32 key of length 3 under jit",
+        lambda: jax.jit(lambda k: jaxinit.normal()(k, (2,)))(jnp.zeros((3,), jnp.uint32)),
+        ValueError,
+        ["normal", "key", "(3,)", "shape (2,)"],
+    ),
+    (
+        "byte-swapped dtype at call",
+        lambda: jaxinit.he_normal()(KEY, (3, 3), np.dtype(">f4")),
+        TypeError,
+        ["variance_scaling", "dtype", ">f4", "byte-swapped", "float32"],
+    ),
+    (
+        "byte-swapped dtype at construction",
+        lambda: jaxinit.normal(dtype=">f8"),
+        TypeError,
+        ["normal", "dtype", "'>f8'", "byte-swapped", "float64"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"), [row[1:] for row in TYPED_ARGS], ids=[row[0] for row in TYPED_ARGS]
+)
+def test_typed_argument_errors_name_initializer_argument_value_and_expectation(
+    call, error, words
+):
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    for word in words:
+        assert word in message, message
+
+
+def test_valid_typed_arguments_still_accepted():
+    """The checks refuse only what is wrong: NumPy ints, native '<f4' and legacy
+    ``PRNGKey`` keys keep working, with jax.nn.initializers' values for the legacy key."""
+    assert jaxinit.orthogonal(column_axis=np.int64(0)).column_axis == 0
+    assert jaxinit.dirac(groups=np.int32(2)).groups == 2
+    legacy = jax.random.PRNGKey(3)
+    ours = jaxinit.normal(0.5)(legacy, (4, 3), np.dtype("<f4"))
+    reference = jax.nn.initializers.normal(0.5)(legacy, (4, 3), jnp.float32)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(reference))

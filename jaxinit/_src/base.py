@@ -37,9 +37,15 @@ def normalize_dtype(name: str, dtype: DTypeLike | None) -> np.dtype | None:
     if dtype is None:
         return None
     try:
-        return np.dtype(dtype)
+        resolved = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{name}: dtype={dtype!r} is not a dtype") from None
+    if not resolved.isnative:
+        raise TypeError(
+            f"{name}: dtype={dtype!r} is byte-swapped (non-native byte order); JAX arrays use "
+            f"native byte order, pass {resolved.newbyteorder('=')} instead"
+        )
+    return resolved
 
 
 def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
@@ -54,6 +60,12 @@ def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
         expected = " or ".join(wanted[k] for k in kinds)
         raise TypeError(f"{name}: dtype={dtype} is not supported; expected a {expected} dtype")
     return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+
+
+def unknown_stats(distribution: str = "unknown", mean: float | None = None) -> dict[str, Any]:
+    """:func:`jaxinit.describe` fields of a scheme whose distribution is not known in closed
+    form: mean (unless given), std and bounds are None."""
+    return {"distribution": distribution, "mean": mean, "std": None, "bounds": None}
 
 
 def check_shape(name: str, shape: Any, min_rank: int = 0, max_rank: int | None = None) -> Shape:
@@ -132,6 +144,16 @@ def check_scalar(
     return number
 
 
+def check_int(name: str, arg: str, value: Any, *, minimum: int | None = None) -> int:
+    """An int (Python or NumPy; not a float, str or bool), or an error naming `arg`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name}: {arg}={value!r} must be an int")
+    number = operator.index(value)
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name}: {arg}={number} must be >= {minimum}")
+    return number
+
+
 def check_choice(name: str, arg: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
@@ -166,6 +188,17 @@ def check_key(name: str, key: Any) -> None:
             f"{name}: key of dtype {dtype} and shape {key.shape} is not a PRNG key; expected "
             "jax.random.key(seed) or a legacy uint32 key from jax.random.PRNGKey(seed)"
         )
+    impl = str(getattr(jax.config, "jax_default_prng_impl", ""))
+    length = _RAW_KEY_LENGTH.get(impl)
+    if length is not None and key.shape != (length,):
+        raise ValueError(
+            f"{name}: key is a raw uint32 array of shape {key.shape}; a legacy {impl} key has "
+            f"shape ({length},), as jax.random.PRNGKey(seed) returns"
+        )
+
+
+#: The shape of a raw (legacy) uint32 key for each of JAX's built-in PRNG implementations.
+_RAW_KEY_LENGTH = {"threefry2x32": 2, "rbg": 4, "unsafe_rbg": 4}
 
 
 def resolve_sharding(name: str, out_sharding: OutSharding) -> Sharding | None:
@@ -278,8 +311,12 @@ class InitializerBase:
         raise NotImplementedError
 
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
-        """The exact distribution of one element, as used by :func:`jaxinit.describe`."""
-        raise NotImplementedError(f"{type(self).__name__} does not describe itself")
+        """The exact distribution of one element, as used by :func:`jaxinit.describe`.
+
+        This default is the partial answer of a scheme that cannot state its distribution:
+        ``"unknown"``, with mean, std and bounds None.
+        """
+        return unknown_stats()
 
 
 @dataclasses.dataclass(frozen=True)

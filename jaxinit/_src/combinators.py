@@ -24,6 +24,7 @@ from jaxinit._src.base import (
     Shape,
     check_scalar,
     normalize_axes,
+    unknown_stats,
 )
 
 #: Anything callable as ``init(key, shape, dtype)``: a jaxinit initializer or a
@@ -59,7 +60,8 @@ def _check_part(init: InitLike, name: str, shape: Shape, dtype: np.dtype) -> Non
 
 def _stats(init: InitLike, name: str, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
     if not isinstance(init, InitializerBase):
-        raise NotImplementedError(f"{name}: {init!r} is not a jaxinit initializer")
+        # A plain callable (e.g. a jax.nn.initializers function) does not state its law.
+        return unknown_stats(f"unknown ({init!r})")
     return init.stats(shape, dtype)
 
 
@@ -92,8 +94,10 @@ class Scaled(InitializerBase):
     def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
         stats = dict(_stats(self.init, self.name, shape, dtype))
         f = self.factor
-        stats["mean"] = stats["mean"] * f
-        stats["std"] = stats["std"] * abs(f)
+        if stats["mean"] is not None:
+            stats["mean"] = stats["mean"] * f
+        if stats["std"] is not None:
+            stats["std"] = stats["std"] * abs(f)
         if stats.get("bounds") is not None:
             lo, hi = stats["bounds"][0] * f, stats["bounds"][1] * f
             stats["bounds"] = (min(lo, hi), max(lo, hi))
@@ -328,8 +332,13 @@ class Blocks(InitializerBase):
         total = math.prod(shape)
         blocks = [(_stats(init, self.name, part, dtype), math.prod(part) / total)
                   for init, part in parts]
-        mean = sum(w * s["mean"] for s, w in blocks)
-        second = sum(w * (s["std"] ** 2 + s["mean"] ** 2) for s, w in blocks)
+        mean: float | None = None
+        std: float | None = None
+        if all(s["mean"] is not None for s, _ in blocks):
+            mean = sum(w * s["mean"] for s, w in blocks)
+            if all(s["std"] is not None for s, _ in blocks):
+                second = sum(w * (s["std"] ** 2 + s["mean"] ** 2) for s, w in blocks)
+                std = math.sqrt(max(second - mean**2, 0.0))
         bounds: tuple[float, float] | None = None
         if all(s.get("bounds") is not None for s, _ in blocks):
             bounds = (min(s["bounds"][0] for s, _ in blocks),
@@ -338,7 +347,7 @@ class Blocks(InitializerBase):
         return {
             "distribution": f"blocks of {', '.join(kinds)}",
             "mean": mean,
-            "std": math.sqrt(max(second - mean**2, 0.0)),
+            "std": std,
             "bounds": bounds,
             "blocks": tuple(s for s, _ in blocks),
         }

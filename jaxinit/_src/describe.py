@@ -25,8 +25,8 @@ class Description:
     shape: tuple[int, ...]
     dtype: str
     distribution: str
-    mean: float
-    std: float
+    mean: float | None
+    std: float | None
     bounds: tuple[float, float] | None
     fan_in: int | None = None
     fan_out: int | None = None
@@ -39,9 +39,11 @@ class Description:
         bounds = (
             "" if self.bounds is None else f", within [{self.bounds[0]:.6g}, {self.bounds[1]:.6g}]"
         )
+        mean = "unknown" if self.mean is None else f"{self.mean:.6g}"
+        std = "unknown" if self.std is None else f"{self.std:.6g}"
         return (
             f"{self.initializer} for {self.shape} {self.dtype}: {self.distribution}, "
-            f"mean {self.mean:.6g}, std {self.std:.6g}{bounds}{fans}"
+            f"mean {mean}, std {std}{bounds}{fans}"
         )
 
 
@@ -53,6 +55,10 @@ def describe(
     The numbers are exact (computed from the scheme's formula, not sampled): the fans,
     the mean and standard deviation of one element, its bounds when it has any, and the
     distribution's name. ``str()`` gives one line of text, ``.as_dict()`` a dict.
+    A scheme with no closed-form law gives a partial description: the PyTorch default
+    rules (mean 0, std None: the fan_in comes from the layer), ``pretrained`` (its stored
+    values, mean and std None) and a combinator around a plain callable such as a
+    ``jax.nn.initializers`` function (``"unknown (...)"``, None where unknown).
 
     Args:
       init: a jaxinit initializer.

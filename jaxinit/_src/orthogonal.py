@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import operator
 from typing import Any, Literal
 
 import jax
@@ -13,7 +12,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src import sampling, threefry
-from jaxinit._src.base import InitializerBase, Shape, check_choice, check_scalar
+from jaxinit._src.base import InitializerBase, Shape, check_choice, check_int, check_scalar
 
 Method = Literal["qr", "cholesky_qr2"]
 METHODS: tuple[str, ...] = ("qr", "cholesky_qr2")
@@ -48,7 +47,9 @@ class Orthogonal(InitializerBase):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "scale", check_scalar(self.name, "scale", self.scale))
-        object.__setattr__(self, "column_axis", operator.index(self.column_axis))
+        object.__setattr__(
+            self, "column_axis", check_int(self.name, "column_axis", self.column_axis)
+        )
         check_choice(self.name, "method", self.method, METHODS)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
@@ -321,10 +322,9 @@ class Dirac(InitializerBase):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        groups = operator.index(self.groups)
-        if groups < 1:
-            raise ValueError(f"{self.name}: groups={groups} must be >= 1")
-        object.__setattr__(self, "groups", groups)
+        object.__setattr__(
+            self, "groups", check_int(self.name, "groups", self.groups, minimum=1)
+        )
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         if shape[-1] % self.groups:

@@ -14,12 +14,14 @@ from jax.typing import DTypeLike
 from jaxinit._src.base import (
     InitializerBase,
     OutSharding,
+    Shape,
     check_dtype,
     check_key,
     check_shape,
     default_float_dtype,
     normalize_dtype,
     resolve_sharding,
+    unknown_stats,
 )
 from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.formats import Format, Weights, open_weights
@@ -140,6 +142,11 @@ class Pretrained(InitializerBase):
         if sharding is not None:
             return jax.device_put(out, sharding)
         return jnp.asarray(out)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        """A partial description: the values are the stored ones, not drawn from a law
+        (nothing is read, so mean and std are None)."""
+        return unknown_stats(f"stored values of key {self.entry!r} in {self.source.name}")
 
     def check_shape(self, stored: tuple[int, ...], wanted: tuple[int, ...]) -> None:
         if tuple(stored) != tuple(wanted):
