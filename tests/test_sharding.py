@@ -215,3 +215,28 @@ def test_nnx_model_initialized_sharded():
                    NamedSharding(mesh, P("a", "b")), exact=False)
     assert_sharded(model.down.kernel[...], single.down.kernel[...],
                    NamedSharding(mesh, P("b", "a")), exact=False)
+
+
+@pytest.mark.parametrize("mesh_shape", [(8,), (2, 4)])
+@pytest.mark.parametrize("name", ["he_normal", "normal", "orthogonal", "zeros"])
+def test_partition_spec_normalized_to_rank_like_jax(name, mesh_shape):
+    """A spec shorter than the array rank comes back padded with None, as from
+    jax.nn.initializers: `P('x')` on a rank-2 array is typed `P('x', None)`, so jitted
+    code that compares types sees the same sharding for either library's array."""
+    mesh = mesh_of(mesh_shape)
+    spec = P(mesh.axis_names[0])  # shorter than the rank; shards the first axis
+    ours = getattr(jaxinit, name)
+    ref = getattr(jax.nn.initializers, name)
+    if name != "zeros":
+        ours, ref = ours(), ref()
+    with jax.set_mesh(mesh):
+        w = ours(KEY, (8, 2), jnp.float32, out_sharding=spec)
+        if name == "orthogonal":  # jax's orthogonal refuses out_sharding: place its result
+            expected = jax.sharding.reshard(ref(KEY, (8, 2), jnp.float32), spec)
+        else:
+            expected = ref(KEY, (8, 2), jnp.float32, out_sharding=spec)
+        assert w.sharding == expected.sharding, (w.sharding, expected.sharding)
+        assert jax.typeof(w).sharding.spec == jax.typeof(expected).sharding.spec
+    assert w.sharding.spec == P(mesh.axis_names[0], None)
+    assert w.dtype == expected.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(w), np.asarray(expected), rtol=2.0**-22, atol=0)

@@ -201,10 +201,16 @@ def check_key(name: str, key: Any) -> None:
 _RAW_KEY_LENGTH = {"threefry2x32": 2, "rbg": 4, "unsafe_rbg": 4}
 
 
-def resolve_sharding(name: str, out_sharding: OutSharding) -> Sharding | None:
-    """A concrete sharding: a PartitionSpec is resolved against the mesh set by jax.set_mesh."""
-    if out_sharding is None or isinstance(out_sharding, Sharding):
-        return out_sharding
+def resolve_sharding(name: str, out_sharding: OutSharding, rank: int) -> Sharding | None:
+    """A concrete sharding for an array of rank `rank`, as ``jax.nn.initializers`` types it.
+
+    A PartitionSpec is resolved against the mesh set by jax.set_mesh. A NamedSharding's
+    spec is normalized to the rank: shorter specs are padded with None, so ``P('x')`` on a
+    rank-2 array is ``P('x', None)``, the spec JAX gives a sampler's result; a longer spec
+    is refused.
+    """
+    if out_sharding is None:
+        return None
     if isinstance(out_sharding, PartitionSpec):
         mesh = jax.sharding.get_mesh()
         if mesh.empty:
@@ -212,10 +218,23 @@ def resolve_sharding(name: str, out_sharding: OutSharding) -> Sharding | None:
                 f"{name}: out_sharding={out_sharding} is a PartitionSpec but no mesh is set; "
                 "pass a NamedSharding or use `with jax.set_mesh(mesh):`"
             )
-        return NamedSharding(mesh, out_sharding)
-    raise TypeError(
-        f"{name}: out_sharding={out_sharding!r} must be a Sharding, a PartitionSpec or None"
-    )
+        out_sharding = NamedSharding(mesh, out_sharding)
+    if not isinstance(out_sharding, Sharding):
+        raise TypeError(
+            f"{name}: out_sharding={out_sharding!r} must be a Sharding, a PartitionSpec or None"
+        )
+    if not isinstance(out_sharding, NamedSharding):
+        return out_sharding
+    spec = out_sharding.spec
+    if len(spec) > rank:
+        raise ValueError(
+            f"{name}: out_sharding spec {spec} has {len(spec)} entries; expected at most "
+            f"{rank}, the rank of the array"
+        )
+    if len(spec) == rank:
+        return out_sharding
+    padded = spec.update(partitions=(*spec, *([None] * (rank - len(spec)))))
+    return out_sharding.update(spec=padded)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,7 +275,7 @@ class InitializerBase:
         check_key(self.name, key)
         if isinstance(key, jax.core.Tracer):
             return self._traced(key, shape, self.resolve(shape, requested), out_sharding)
-        sharding = resolve_sharding(self.name, out_sharding)
+        sharding = resolve_sharding(self.name, out_sharding, len(shape))
         return compiled(self, shape, requested, sharding)(key)
 
     def resolve(self, shape: Shape, dtype: np.dtype) -> np.dtype:
@@ -287,7 +306,7 @@ class InitializerBase:
         if out_sharding is None:
             return self.sample(key, shape, dtype)
         if not isinstance(out_sharding, Sharding | PartitionSpec):
-            resolve_sharding(self.name, out_sharding)  # raises the TypeError
+            resolve_sharding(self.name, out_sharding, len(shape))  # raises the TypeError
         context = jax.sharding.get_abstract_mesh()
         if not context.empty:
             out = self.sample(key, shape, dtype)
@@ -299,7 +318,8 @@ class InitializerBase:
                 f"{self.name}: out_sharding={out_sharding} is a PartitionSpec but no mesh is "
                 "set; pass a NamedSharding or use `with jax.set_mesh(mesh):`"
             )
-        return compiled(self, shape, dtype, out_sharding)(key)
+        sharding = resolve_sharding(self.name, out_sharding, len(shape))
+        return compiled(self, shape, dtype, sharding)(key)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         """Raises ValueError for a shape this configuration cannot fill (skipped when empty)."""

@@ -129,7 +129,7 @@ class Pretrained(InitializerBase):
     ) -> jax.Array:
         shape = check_shape(self.name, shape)
         check_key(self.name, key)
-        sharding = resolve_sharding(self.name, out_sharding)
+        sharding = resolve_sharding(self.name, out_sharding, len(shape))
         where = f"{self.source.name}: key {self.entry!r}"
         if self.transform is None:  # check the header before reading any data
             self.check_shape(self.source.shape(self.entry), shape)
