@@ -239,4 +239,13 @@ def test_partition_spec_normalized_to_rank_like_jax(name, mesh_shape):
         assert jax.typeof(w).sharding.spec == jax.typeof(expected).sharding.spec
     assert w.sharding.spec == P(mesh.axis_names[0], None)
     assert w.dtype == expected.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(w), np.asarray(expected), rtol=2.0**-22, atol=0)
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(expected))
+
+
+def test_partition_spec_longer_than_rank_is_an_error():
+    expected = (
+        r"variance_scaling: out_sharding spec P\('x', None, None\) has 3 entries; "
+        r"expected at most 2"
+    )
+    with jax.set_mesh(mesh_of((8,))), pytest.raises(ValueError, match=expected):
+        jaxinit.he_normal()(KEY, (8, 2), out_sharding=P("x", None, None))
