@@ -409,3 +409,21 @@ def test_flat_and_nested_keys_that_collide_are_refused(tmp_path):
     torch.save({"a": {"b": torch.zeros(2)}, "a/b": torch.ones(3)}, tmp_path / "clash.pt")
     with pytest.raises(PretrainedError, match=r"clash\.pt.*key 'a/b' occurs twice"):
         jaxinit.open_weights(tmp_path / "clash.pt", trusted=True)
+
+
+def test_torch_zip_tensor_larger_than_its_declared_storage_is_refused(tmp_path):
+    # The pickle's storage for "w" (3x2 float32) is rewritten to declare 4 elements, and
+    # its record holds exactly those 16 bytes: the 6-element tensor does not fit.
+    torch.save({"w": torch.ones(3, 2)}, tmp_path / "ok.pt")
+    with zipfile.ZipFile(tmp_path / "ok.pt") as zin, \
+            zipfile.ZipFile(tmp_path / "bad.pt", "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith("data.pkl"):
+                assert data.count(b"K\x06t") == 1  # BININT1 6, TUPLE: the storage's numel
+                data = data.replace(b"K\x06t", b"K\x04t")
+            if info.filename.endswith("/data/0"):
+                data = data[:16]
+            zout.writestr(info, data)
+    with pytest.raises(PretrainedError, match=r"bad\.pt"):
+        jaxinit.open_weights(tmp_path / "bad.pt", trusted=True)
