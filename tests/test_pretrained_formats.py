@@ -371,3 +371,59 @@ def test_jax_arrays_in_memory():
     weights = jaxinit.open_weights({"w": jnp.arange(3.0), "k": jax.random.key_data(
         jax.random.key(0))})
     assert weights.dtype("w") == np.float32 and weights.dtype("k") == np.uint32
+
+
+def truncate_torch_record(src, dst, record_suffix, keep):
+    """Copies the .pt zip `src` to `dst`, keeping only `keep` bytes of one storage record."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith(record_suffix):
+                data = data[:keep]
+            zout.writestr(info, data)
+    return dst
+
+
+@pytest.mark.parametrize("keep", [0, 8, 23])
+def test_torch_zip_storage_record_shorter_than_its_tensor_is_refused(tmp_path, keep):
+    # "w" is 3x2 float32: its storage record data/0 must hold 24 bytes.
+    state = {"w": torch.ones(3, 2), "b": torch.zeros(4, dtype=torch.float64)}
+    torch.save(state, tmp_path / "ok.pt")
+    assert jaxinit.open_weights(tmp_path / "ok.pt", trusted=True)["w"].shape == (3, 2)
+    bad = truncate_torch_record(tmp_path / "ok.pt", tmp_path / "bad.pt", "/data/0", keep)
+    with pytest.raises(PretrainedError, match=r"bad\.pt.*key 'w'.*24 bytes.*"
+                       rf"holds {keep} bytes"):
+        jaxinit.open_weights(bad, trusted=True)
+
+
+def test_flat_and_nested_keys_that_collide_are_refused(tmp_path):
+    from flax.serialization import msgpack_serialize
+
+    x, y = np.zeros(2, np.float32), np.ones(3, np.float32)
+    path = tmp_path / "clash.msgpack"
+    path.write_bytes(msgpack_serialize({"a": {"b": x}, "a/b": y}))
+    with pytest.raises(PretrainedError, match=r"clash\.msgpack.*key 'a/b' occurs twice"):
+        jaxinit.open_weights(path)
+    with pytest.raises(PretrainedError, match=r"in-memory dict.*key 'a/b' occurs twice"):
+        jaxinit.open_weights({"a": {"b": x}, "a/b": y})
+    torch.save({"a": {"b": torch.zeros(2)}, "a/b": torch.ones(3)}, tmp_path / "clash.pt")
+    with pytest.raises(PretrainedError, match=r"clash\.pt.*key 'a/b' occurs twice"):
+        jaxinit.open_weights(tmp_path / "clash.pt", trusted=True)
+
+
+def test_torch_zip_tensor_larger_than_its_declared_storage_is_refused(tmp_path):
+    # The pickle's storage for "w" (3x2 float32) is rewritten to declare 4 elements, and
+    # its record holds exactly those 16 bytes: the 6-element tensor does not fit.
+    torch.save({"w": torch.ones(3, 2)}, tmp_path / "ok.pt")
+    with zipfile.ZipFile(tmp_path / "ok.pt") as zin, \
+            zipfile.ZipFile(tmp_path / "bad.pt", "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith("data.pkl"):
+                assert data.count(b"K\x06t") == 1  # BININT1 6, TUPLE: the storage's numel
+                data = data.replace(b"K\x06t", b"K\x04t")
+            if info.filename.endswith("/data/0"):
+                data = data[:16]
+            zout.writestr(info, data)
+    with pytest.raises(PretrainedError, match=r"bad\.pt"):
+        jaxinit.open_weights(tmp_path / "bad.pt", trusted=True)

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import pathlib
+import pickletools
 import sys
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -349,6 +350,16 @@ def join_path(path: tuple[Any, ...]) -> str:
     return "/".join(parts)
 
 
+def add_unique(name: str, flat: dict[str, Any], key: str, value: Any) -> None:
+    """Adds `key` to `flat`, refusing a key two paths flatten to (``a/b`` and ``{a: {b}}``)."""
+    if key in flat:
+        raise PretrainedError(
+            f"{name}: key {key!r} occurs twice once nested keys are '/'-joined (a flat "
+            "'a/b' and a nested {'a': {'b': ...}}); rename one of them"
+        )
+    flat[key] = value
+
+
 def leaf_to_numpy(name: str, key: str, leaf: Any) -> np.ndarray:
     """A numeric array from a NumPy/JAX array, a torch tensor or a Python number."""
     if type(leaf).__module__.startswith("torch"):
@@ -544,7 +555,7 @@ def _flatten_tree(name: str, tree: Any) -> dict[str, np.ndarray]:
         key = join_path(path)
         if hasattr(leaf, "get_value"):
             leaf = leaf.get_value()
-        arrays[key] = leaf_to_numpy(name, key, leaf)
+        add_unique(name, arrays, key, leaf_to_numpy(name, key, leaf))
     return arrays
 
 
@@ -583,7 +594,11 @@ def _open_orbax(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
     try:
         tree = checkpointer.metadata(path.resolve()).item_metadata.tree
         flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-        specs = {join_path(p): TensorSpec(tuple(m.shape), np.dtype(m.dtype)) for p, m in flat}
+        specs: dict[str, TensorSpec] = {}
+        for p, m in flat:
+            add_unique(name, specs, join_path(p), TensorSpec(tuple(m.shape), np.dtype(m.dtype)))
+    except PretrainedError:
+        raise
     except Exception as e:
         raise PretrainedError(f"{name}: not a readable orbax checkpoint: "
                               f"{type(e).__name__}: {e}") from e
@@ -605,10 +620,86 @@ def _open_orbax(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
                    reader=read, allow_nonfinite=allow_nonfinite)
 
 
+def torch_storage_sizes(name: str, pickle: bytes) -> dict[str, tuple[str, int, str]]:
+    """Storage key -> (storage type, element count, state-dict key) from a ``.pt`` data.pkl.
+
+    The pickle is only scanned (``pickletools.genops``), never run: each persistent id
+    ``('storage', type, key, location, numel)`` is rebuilt from the opcodes that push it,
+    and the state-dict key is the string just below the tensor's rebuild call (the
+    innermost key; the storage key where there is none).
+    """
+    stack: list[Any] = []
+    memo: dict[Any, Any] = {}
+    mark = object()
+    storages: dict[str, tuple[str, int, str]] = {}
+    try:
+        ops = list(pickletools.genops(pickle))
+    except Exception as e:
+        raise PretrainedError(f"{name}: corrupted data.pkl: {type(e).__name__}: {e}") from e
+    for op, arg, _ in ops:
+        if op.name == "MARK":
+            stack.append(mark)
+        elif op.name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            memo[arg] = stack[-1] if stack else None
+        elif op.name == "MEMOIZE":
+            memo[len(memo)] = stack[-1] if stack else None
+        elif op.name in ("BINGET", "LONG_BINGET", "GET"):
+            stack.append(memo.get(arg))
+        elif op.name == "GLOBAL":
+            stack.append(str(arg))
+        elif op.name == "TUPLE":
+            at = len(stack) - 1 - stack[::-1].index(mark) if mark in stack else 0
+            stack[at:] = [tuple(stack[at + 1:])]
+        elif op.name == "BINPERSID":
+            pid = stack.pop() if stack else None
+            if (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                    and isinstance(pid[2], str) and isinstance(pid[4], int)):
+                owner = stack[-3] if len(stack) >= 3 and isinstance(stack[-3], str) else pid[2]
+                storages.setdefault(pid[2], (str(pid[1]), pid[4], owner))
+            stack.append(None)
+        elif op.stack_before and pickletools.markobject in op.stack_before:
+            at = len(stack) - 1 - stack[::-1].index(mark) if mark in stack else 0
+            del stack[at:]
+            stack.extend([None] * len(op.stack_after))
+        else:
+            if op.stack_before:
+                del stack[len(stack) - len(op.stack_before):]
+            stack.extend([arg if op.arg is not None else None] * len(op.stack_after))
+    return storages
+
+
+def check_torch_zip(name: str, path: pathlib.Path) -> None:
+    """Every storage a ``.pt`` zip declares must fit in its ``data/<key>`` record."""
+    import torch
+
+    with zipfile.ZipFile(path) as zf:
+        records = {i.filename: i.file_size for i in zf.infolist()}
+        pkl = [f for f in records if f.endswith("data.pkl") and f.count("/") == 1]
+        if len(pkl) != 1:
+            raise PretrainedError(f"{name}: a PyTorch zip needs one <archive>/data.pkl")
+        prefix = pkl[0][: -len("data.pkl")]
+        storages = torch_storage_sizes(name, zf.read(pkl[0]))
+    for storage, (kind, numel, key) in storages.items():
+        cls = getattr(torch, kind.split(" ")[-1], None)
+        dtype = getattr(cls, "_dtype", None)  # `.dtype` warns that TypedStorage is deprecated
+        if not isinstance(dtype, torch.dtype):
+            raise PretrainedError(f"{name}: key {key!r}: storage type {kind!r} is unknown")
+        needed = numel * dtype.itemsize
+        record = f"{prefix}data/{storage}"
+        if records.get(record, -1) < needed:
+            raise PretrainedError(
+                f"{name}: key {key!r}: the pickle declares a {kind.split(' ')[-1]} of {numel} "
+                f"elements ({needed} bytes) but record {record!r} holds "
+                f"{records.get(record, 'no')} bytes; the file is truncated or corrupted"
+            )
+
+
 def _open_torch(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
     import torch
 
     name = str(path)
+    if zipfile.is_zipfile(path):
+        check_torch_zip(name, path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True,
                          mmap=zipfile.is_zipfile(path))
@@ -626,7 +717,7 @@ def _open_torch(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
             for k, v in node.items():
                 walk(f"{prefix}/{k}" if prefix else str(k), v)
         else:
-            flat[prefix] = node
+            add_unique(name, flat, prefix, node)
 
     walk("", obj)
     specs: dict[str, TensorSpec] = {}
