@@ -1,0 +1,1 @@
+"""jaxinit internals: the public names are re-exported by ``jaxinit`` and its modules."""
