@@ -28,7 +28,7 @@ from jax.typing import DTypeLike
 from jaxinit._src import sampling
 from jaxinit._src.base import InitializerBase, Shape, check_choice, check_key, check_scalar
 from jaxinit._src.schemes import Constant, zeros
-from jaxinit.torch import kaiming_uniform
+from jaxinit._src.torch_init import kaiming_uniform
 
 LoRAVariant = Literal["kaiming", "gaussian"]
 
