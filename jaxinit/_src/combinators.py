@@ -22,6 +22,7 @@ from jaxinit._src.base import (
     Axes,
     InitializerBase,
     Shape,
+    check_axes,
     check_scalar,
     normalize_axes,
     unknown_stats,
@@ -142,13 +143,9 @@ def scaled(init: InitLike, factor: float) -> Scaled:
 
 
 def _stack_axes(name: str, axis: int | tuple[int, ...], rank: int) -> tuple[int, ...]:
-    listed = (axis,) if isinstance(axis, int) else axis
-    if not listed:
+    normalized = check_axes(name, "axis", axis, rank)
+    if not normalized:
         raise ValueError(f"{name}: axis=() names no stacking axis")
-    for a in listed:
-        if not -rank <= a < rank:
-            raise ValueError(f"{name}: axis={axis!r} is out of range for a rank-{rank} shape")
-    normalized = tuple(sorted(a % rank for a in listed))
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"{name}: axis={axis!r} repeats an axis")
     return normalized
@@ -282,12 +279,7 @@ class Blocks(InitializerBase):
 
     def layout(self, shape: Shape) -> tuple[int, tuple[int, ...], tuple[InitLike, ...]]:
         """The normalized axis, the block sizes and one initializer per block."""
-        rank = len(shape)
-        if not -rank <= self.axis < rank:
-            raise ValueError(
-                f"{self.name}: axis={self.axis} is out of range for shape={shape}"
-            )
-        axis = self.axis % rank
+        (axis,) = check_axes(self.name, "axis", self.axis, len(shape))
         total = shape[axis]
         if isinstance(self.sizes, int):
             if total % self.sizes:

@@ -39,6 +39,7 @@ from jaxinit._src.base import (
     Axes,
     Shape,
     ShapeDependent,
+    check_axes,
     check_choice,
     check_scalar,
     normalize_axes,
@@ -208,8 +209,8 @@ def _classify_one(
     except ValueError as err:
         raise ValueError(f"{name}: {path!r}: {err}") from None
     rank = len(shape)
-    ins = {a % rank for a in ((in_axis,) if isinstance(in_axis, int) else in_axis)}
-    outs = {a % rank for a in ((out_axis,) if isinstance(out_axis, int) else out_axis)}
+    ins = set(check_axes(name, "in_axis", in_axis, rank))
+    outs = set(check_axes(name, "out_axis", out_axis, rank))
     if any(infinite[a] for a in range(rank) if a not in ins | outs):
         raise ValueError(
             f"{name}: {path!r} has shape {shape} and base shape {bshape}: only input and "

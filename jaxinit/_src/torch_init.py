@@ -21,6 +21,7 @@ from jaxinit._src.base import (
     InitializerBase,
     Shape,
     check_choice,
+    check_int,
     check_scalar,
     unknown_stats,
 )
@@ -158,9 +159,7 @@ def linear_bias(fan_in: int) -> UniformRange:
       >>> jt.linear_bias(3 * 3 * 16)
       UniformRange(low=-0.08333333333333333, high=0.08333333333333333, dtype=None)
     """
-    if isinstance(fan_in, bool) or not isinstance(fan_in, numbers.Integral) or fan_in < 1:
-        raise ValueError(f"linear_bias: fan_in={fan_in!r} must be a positive int")
-    bound = 1 / math.sqrt(int(fan_in))
+    bound = 1 / math.sqrt(check_int("linear_bias", "fan_in", fan_in, minimum=1))
     return UniformRange(-bound, bound)
 
 
