@@ -98,6 +98,7 @@ from jaxinit._src.ssm import HiPPOLegSA as HiPPOLegSA
 from jaxinit._src.ssm import HiPPOLegSB as HiPPOLegSB
 from jaxinit._src.ssm import LRUNuLog as LRUNuLog
 from jaxinit._src.ssm import LRUThetaLog as LRUThetaLog
+from jaxinit._src.ssm import Mamba2ALog as Mamba2ALog
 from jaxinit._src.ssm import MambaALog as MambaALog
 from jaxinit._src.ssm import MambaDtBias as MambaDtBias
 from jaxinit._src.ssm import S4DInv as S4DInv
@@ -106,6 +107,7 @@ from jaxinit._src.ssm import hippo_legs_a as hippo_legs_a
 from jaxinit._src.ssm import hippo_legs_b as hippo_legs_b
 from jaxinit._src.ssm import lru_nu_log as lru_nu_log
 from jaxinit._src.ssm import lru_theta_log as lru_theta_log
+from jaxinit._src.ssm import mamba2_a_log as mamba2_a_log
 from jaxinit._src.ssm import mamba_a_log as mamba_a_log
 from jaxinit._src.ssm import mamba_dt_bias as mamba_dt_bias
 from jaxinit._src.ssm import rg_lru_a as rg_lru_a
@@ -127,6 +129,8 @@ __all__ = [
     "lora_scaling",
     "olora",
     "pissa",
+    "Mamba2ALog",
+    "mamba2_a_log",
     "MambaALog",
     "mamba_a_log",
     "MambaDtBias",

@@ -17,6 +17,8 @@ from jaxinit._src import base
 CORE = {
     "Initializer",
     "compute_fans",
+    "Mamba2ALog",
+    "mamba2_a_log",
     "MambaALog",
     "mamba_a_log",
     "MambaDtBias",
