@@ -52,11 +52,14 @@ from jaxinit._src.meanfield import critical_point as critical_point
 from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
 from jaxinit._src.meanfield import depth_scales as depth_scales
 from jaxinit._src.meanfield import q_star as q_star
+from jaxinit._src.mup import DepthMuP as DepthMuP
 from jaxinit._src.mup import MuPParam as MuPParam
+from jaxinit._src.mup import depth_mup as depth_mup
 from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
 from jaxinit._src.mup import mup_classify as mup_classify
 from jaxinit._src.mup import mup_lr_scale as mup_lr_scale
 from jaxinit._src.mup import mup_output as mup_output
+from jaxinit._src.mup import mup_readout_multiplier as mup_readout_multiplier
 from jaxinit._src.mup import mup_rules as mup_rules
 from jaxinit._src.orthogonal import delta_orthogonal as delta_orthogonal
 from jaxinit._src.orthogonal import dirac as dirac
@@ -213,6 +216,9 @@ __all__ = [
     "mup_classify",
     "MuPParam",
     "mup_rules",
+    "mup_readout_multiplier",
+    "DepthMuP",
+    "depth_mup",
     "mup_output",
     "mup_lr_scale",
     "mup_attention_scale",
