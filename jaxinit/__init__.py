@@ -10,7 +10,9 @@ from jaxinit import diagnostics as diagnostics
 from jaxinit import hf as hf
 from jaxinit import layout as layout
 from jaxinit._src.base import Initializer as Initializer
+from jaxinit._src.combinators import ChannelsFirst as ChannelsFirst
 from jaxinit._src.combinators import blocks as blocks
+from jaxinit._src.combinators import channels_first as channels_first
 from jaxinit._src.combinators import scaled as scaled
 from jaxinit._src.combinators import stacked as stacked
 from jaxinit._src.compare_user import ModelComparison as ModelComparison
@@ -36,6 +38,8 @@ from jaxinit._src.diagnose import Diagnosis as Diagnosis
 from jaxinit._src.diagnose import diagnose as diagnose
 from jaxinit._src.fans import compute_fans as compute_fans
 from jaxinit._src.fans import einsum_axes as einsum_axes
+from jaxinit._src.frameworks import equinox_init as equinox_init
+from jaxinit._src.frameworks import keras_initializer as keras_initializer
 from jaxinit._src.gain import gain as gain
 from jaxinit._src.lora import LoRAGaussianA as LoRAGaussianA
 from jaxinit._src.lora import LoRAWeights as LoRAWeights
@@ -216,6 +220,10 @@ __all__ = [
     "mup_classify",
     "MuPParam",
     "mup_rules",
+    "ChannelsFirst",
+    "channels_first",
+    "equinox_init",
+    "keras_initializer",
     "mup_readout_multiplier",
     "DepthMuP",
     "depth_mup",

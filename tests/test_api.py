@@ -104,6 +104,10 @@ PARAMETRIZATIONS = {
     "mup_classify",
     "MuPParam",
     "mup_rules",
+    "ChannelsFirst",
+    "channels_first",
+    "equinox_init",
+    "keras_initializer",
     "mup_readout_multiplier",
     "DepthMuP",
     "depth_mup",
@@ -144,6 +148,7 @@ NO_EXAMPLE = {
     "Weights",
     "MuPParam",
     "DeepNorm",
+    "DepthMuP",
 }
 
 
