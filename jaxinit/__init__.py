@@ -10,7 +10,6 @@ from jaxinit import diagnostics as diagnostics
 from jaxinit import hf as hf
 from jaxinit import layout as layout
 from jaxinit._src.base import Initializer as Initializer
-from jaxinit._src.combinators import ChannelsFirst as ChannelsFirst
 from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import channels_first as channels_first
 from jaxinit._src.combinators import scaled as scaled
@@ -18,6 +17,7 @@ from jaxinit._src.combinators import stacked as stacked
 from jaxinit._src.compare_user import ModelComparison as ModelComparison
 from jaxinit._src.compare_user import compare_model as compare_model
 from jaxinit._src.coord_check import mup_coord_check as mup_coord_check
+from jaxinit._src.coord_check import plot_coord_check as plot_coord_check
 
 # Parametrizations
 from jaxinit._src.depth import DeepNorm as DeepNorm
@@ -220,7 +220,7 @@ __all__ = [
     "mup_classify",
     "MuPParam",
     "mup_rules",
-    "ChannelsFirst",
+    "plot_coord_check",
     "channels_first",
     "equinox_init",
     "keras_initializer",

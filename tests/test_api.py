@@ -104,7 +104,7 @@ PARAMETRIZATIONS = {
     "mup_classify",
     "MuPParam",
     "mup_rules",
-    "ChannelsFirst",
+    "plot_coord_check",
     "channels_first",
     "equinox_init",
     "keras_initializer",

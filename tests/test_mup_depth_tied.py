@@ -96,3 +96,39 @@ def test_tied_readout_matches_mup_shared_readout():
 def test_readout_multiplier_bad_input():
     with pytest.raises(ValueError, match=r"mup_readout_multiplier: width=0 must be >= 1"):
         jaxinit.mup_readout_multiplier(0, 64)
+
+
+def test_plot_coord_check_draws_the_measured_values(tmp_path):
+    """One panel per step, one line per layer, whose points are (width, scale) exactly as
+    given; the figure renders to a PNG whose size matches its panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    scales = rng.uniform(0.1, 2.0, (3, 2, 4))
+    fig = jaxinit.plot_coord_check(scales, [32, 64, 128], layer_names=list("abcd"),
+                                   title="check")
+    assert len(fig.axes) == 2
+    for t, ax in enumerate(fig.axes):
+        assert [line.get_label() for line in ax.lines] == list("abcd")
+        for i, line in enumerate(ax.lines):
+            np.testing.assert_array_equal(line.get_xdata(), [32, 64, 128])
+            np.testing.assert_array_equal(line.get_ydata(), scales[:, t, i])
+        assert ax.get_xscale() == ax.get_yscale() == "log"
+    path = tmp_path / "coord.png"
+    fig.savefig(path, dpi=50)
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert (width, height) == (int(6.4 * 50), int(3.0 * 50))
+    plt.close(fig)
+
+
+def test_plot_coord_check_bad_input():
+    with pytest.raises(ValueError, match=r"plot_coord_check: scales has shape \(2, 2\)"):
+        jaxinit.plot_coord_check(np.ones((2, 2)), [32, 64])
+    with pytest.raises(ValueError, match=r"plot_coord_check: layer_names has 1 names for 3"):
+        jaxinit.plot_coord_check(np.ones((2, 1, 3)), [32, 64], layer_names=["a"])
+    with pytest.raises(ValueError, match=r"plot_coord_check: widths=\(64, 32\)"):
+        jaxinit.plot_coord_check(np.ones((2, 1, 3)), [64, 32])

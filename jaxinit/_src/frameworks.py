@@ -108,10 +108,8 @@ def _keras_class() -> type:
             self._generator: Any = None if seed is not None else keras.random.SeedGenerator()
 
         def __call__(self, shape: Any, dtype: Any = None) -> jax.Array:
-            if self.seed is not None:
-                key = jax.random.PRNGKey(self.seed)
-            else:
-                key = self._generator.next()
+            seed = self.seed
+            key = self._generator.next() if seed is None else jax.random.PRNGKey(seed)
             dtype = keras.backend.standardize_dtype(dtype or keras.config.floatx())
             return self.init(key, tuple(shape), dtype)
 
