@@ -450,7 +450,7 @@ def blocks(
       >>> gate_up = jaxinit.blocks([jaxinit.he_normal(), jaxinit.lecun_normal()], [1024, 1024])
 
     References:
-      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html.
+      Glorot & Bengio (2010), https://proceedings.mlr.press/v9/glorot10a.html.
     """
     if isinstance(inits, list):
         inits = tuple(inits)

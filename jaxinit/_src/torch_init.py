@@ -266,7 +266,7 @@ def xavier_uniform(gain: float = 1.0) -> VarianceScaling:
       (-0.21650635094610965, 0.21650635094610965)
 
     References:
-      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html.
+      Glorot & Bengio (2010), https://proceedings.mlr.press/v9/glorot10a.html.
     """
     gain = check_scalar("xavier_uniform", "gain", gain)
     return VarianceScaling(gain**2, "fan_avg", "uniform")
@@ -289,7 +289,7 @@ def xavier_normal(gain: float = 1.0) -> VarianceScaling:
       0.125
 
     References:
-      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html.
+      Glorot & Bengio (2010), https://proceedings.mlr.press/v9/glorot10a.html.
     """
     gain = check_scalar("xavier_normal", "gain", gain)
     return VarianceScaling(gain**2, "fan_avg", "normal")
