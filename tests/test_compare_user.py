@@ -188,9 +188,160 @@ def test_inputs_the_model_does_not_accept() -> None:
         jaxinit.compare_model(NnxMLP, data, schemes=["he"])
 
 
+class EqxMLP(eqx.Module):
+    hidden: eqx.nn.Linear
+    out: eqx.nn.Linear
+
+    def __init__(self, key: jax.Array) -> None:
+        k1, k2 = jax.random.split(key)
+        self.hidden = eqx.nn.Linear(8, 16, key=k1)
+        self.out = eqx.nn.Linear(16, 3, key=k2)
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # one example, as Equinox layers are
+        return self.out(jax.nn.relu(self.hidden(x)))
+
+
 def test_equinox_model() -> None:
-    mlp = eqx.nn.MLP(8, 3, 16, 1, key=jax.random.key(0))
+    mlp = EqxMLP(jax.random.key(0))
     r = jaxinit.compare_model(mlp, DATA, schemes=["he"], seeds=2, steps=10,
-                              optimizer=optax.adam(1e-2))
+                              optimizer=optax.adam(1e-2), key=jax.random.key(3))
     assert r.curves["he"].shape == (2, 10)
     assert r.curves["he"][:, -1].max() < r.curves["he"][:, 0].min()
+    # Oracle for the first loss: eqx.partition, reinit by path (weights He, biases zero),
+    # eqx.combine, and optax's cross-entropy over the vmapped examples.
+    params, static = eqx.partition(mlp, eqx.is_inexact_array)
+    for i, k in enumerate(jax.random.split(jax.random.key(3), 2)):
+        p = jaxinit.reinit(params, k, [(r".*/weight", jaxinit.he_normal()),
+                                       (r".*/bias", jaxinit.zeros)])
+        assert float(jnp.abs(p.out.weight).max()) > 0 and float(jnp.abs(p.out.bias).max()) == 0
+        logits = jax.vmap(eqx.combine(p, static))(jnp.asarray(DATA[0]))
+        want = optax.softmax_cross_entropy_with_integer_labels(logits, DATA[1]).mean()
+        assert r.curves["he"][i, 0] == pytest.approx(float(want), rel=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# Data forms: minibatches of arrays, an iterable of batches, a batch function.
+
+XB = DATA[0][:96].reshape(3, 32, 8)
+YB = DATA[1][:96].reshape(3, 32)
+TEST = (DATA[2], DATA[3])
+FORM_STEPS = 6
+
+
+def _forms_run(data: object, **kw: object) -> jaxinit.ModelComparison:
+    return jaxinit.compare_model(
+        LinenMLP(), data, schemes=["he"], seeds=2, steps=FORM_STEPS,
+        optimizer=optax.adam(1e-2), key=jax.random.key(5), **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def arrays_run() -> jaxinit.ModelComparison:
+    return _forms_run(DATA, batch_size=32)
+
+
+def test_iterable_and_batch_function_train_on_the_same_batches(
+    arrays_run: jaxinit.ModelComparison,
+) -> None:
+    def endless():  # the same three minibatches, forever: only `steps` of them are read
+        while True:
+            yield from zip(XB, YB, strict=True)
+
+    def batch(key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return jnp.asarray(XB)[step % 3], jnp.asarray(YB)[step % 3]
+
+    for data in (endless(), list(zip(XB, YB, strict=True)) * 2, batch):
+        r = _forms_run(data, test=TEST)
+        np.testing.assert_allclose(r.curves["he"], arrays_run.curves["he"], rtol=1e-6)
+        np.testing.assert_allclose(r.finals["he"]["test_loss"],
+                                   arrays_run.finals["he"]["test_loss"], rtol=1e-6)
+        # train_loss of a stream: the mean over its `steps` batches, here each of the
+        # three equal minibatches twice, so the loss on the whole training set.
+        np.testing.assert_allclose(r.finals["he"]["train_loss"],
+                                   arrays_run.finals["he"]["train_loss"], rtol=1e-5)
+
+
+def test_batch_function_gets_a_per_seed_key_shared_by_schemes() -> None:
+    def noisy(key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+        noise = jax.random.normal(jax.random.fold_in(key, step), (32, 8))
+        return jnp.asarray(XB)[step % 3] + noise, jnp.asarray(YB)[step % 3]
+
+    r = jaxinit.compare_model(
+        LinenMLP(), noisy, test=TEST, schemes={"a": "he", "b": jaxinit.he_normal()},
+        seeds=2, steps=3, key=jax.random.key(5),
+    )
+    np.testing.assert_array_equal(r.curves["a"], r.curves["b"])  # paired: same data, init
+    # The batch of seed i is batch(fold_in(seed key i, 1), step): recompute step 0's loss.
+    keys = jax.random.split(jax.random.key(5), 2)
+    model = LinenMLP()
+    for i in range(2):
+        params = model.init(jax.random.key(5), DATA[0][:1])["params"]
+        params = jaxinit.reinit(params, keys[i],
+                                [(r".*/kernel", jaxinit.he_normal()), (r".*/bias", jaxinit.zeros)])
+        x, y = noisy(jax.random.fold_in(keys[i], 1), jnp.int32(0))
+        logits = model.apply({"params": params}, x)
+        want = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        assert r.curves["a"][i, 0] == pytest.approx(float(want), rel=1e-5)
+    assert r.curves["a"][0, 0] != r.curves["a"][1, 0]
+
+
+def test_xy_arrays_hold_out_the_last_fifth() -> None:
+    x = np.concatenate([DATA[0], DATA[2]])
+    y = np.concatenate([DATA[1], DATA[3]])
+    n_test = len(x) // 5
+    split = (x[:-n_test], y[:-n_test], x[-n_test:], y[-n_test:])
+    kw = {"schemes": ["he"], "seeds": 2, "steps": 2}
+    a = jaxinit.compare_model(LinenMLP(), (x, y), **kw)
+    b = jaxinit.compare_model(LinenMLP(), split, **kw)
+    np.testing.assert_array_equal(a.curves["he"], b.curves["he"])
+    np.testing.assert_array_equal(a.finals["he"]["test_loss"], b.finals["he"]["test_loss"])
+
+
+def _gen_short():
+    yield from zip(XB, YB, strict=True)
+
+
+def _gen_ragged():
+    yield XB[0], YB[0]
+    yield XB[1][:16], YB[1][:16]
+
+
+STREAM_BAD = [
+    ({"data": _gen_short, "steps": 5}, ValueError, "data gave 3 batches; expected at least steps=5"),
+    ({"data": _gen_ragged, "steps": 2}, ValueError, "data batch 1 has shapes/dtypes"),
+    ({"data": lambda: [(XB[0], YB[0])], "test": None}, ValueError, "test is None"),
+    ({"data": lambda: [(XB[0], YB[0])], "batch_size": 8}, ValueError, "batch_size=8 is for array"),
+    ({"data": lambda: [(XB[0].astype(str), YB[0])]}, TypeError, "inputs of dtype <U"),
+    ({"data": lambda: [(XB[0],)]}, TypeError, "expected a tuple (x, y, ...)"),
+    ({"data": lambda: lambda step: (XB[0], YB[0])}, TypeError, "not batch(key, step)"),
+    ({"data": lambda: lambda k, s: (XB[0][s], YB[0])}, ValueError, "batch(key, step) cannot be"),
+    ({"data": lambda: DATA, "test": TEST}, ValueError, "test= is given but data already"),
+    ({"data": lambda: DATA, "test": DATA[2]}, ValueError, "test of type ndarray"),
+    ({"data": lambda: DATA, "loss": lambda apply, b: apply(b[0])}, ValueError,
+     "loss returned (96, 3)"),
+    ({"data": lambda: DATA, "loss": lambda apply, b: b[1].sum()}, ValueError,
+     "loss returned () of dtype int32; expected a float scalar"),
+    ({"data": lambda: DATA, "loss": lambda apply, b: b[7]}, ValueError,
+     "loss cannot be evaluated"),
+    ({"data": lambda: DATA, "rules": 3}, TypeError, "rules=3; expected a callable"),
+    ({"data": lambda: DATA, "devices": ["cpu"]}, TypeError, "devices=['cpu']"),
+    ({"data": lambda: DATA, "schemes": jaxinit.recipe("gpt2", {"k": {"kernel": XB[0]}},
+                                                         n_layers=1)},
+     ValueError, "schemes is a single reinit rule list"),
+    ({"data": lambda: DATA, "schemes": [[(r".*kernel", jaxinit.zeros)]]}, ValueError,
+     "rule list [("),
+    ({"data": lambda: DATA, "schemes": {"mine": [(r".*/weight", jaxinit.zeros)]}}, ValueError,
+     "schemes['mine']: reinit: "),
+    ({"data": lambda: DATA, "schemes": {"mine": 3}}, ValueError, "schemes['mine']=3"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "needle"), STREAM_BAD)
+def test_bad_data_loss_and_scheme_forms(kwargs: dict, error: type, needle: str) -> None:
+    args = {"schemes": ["he"], "steps": 3, **kwargs}
+    data = args.pop("data")()  # a fresh generator per run
+    if not (isinstance(data, tuple) or "test" in args):
+        args["test"] = TEST
+    with pytest.raises(error, match="compare_model: ") as info:
+        jaxinit.compare_model(LinenMLP(), data, **args)
+    assert needle in str(info.value)
