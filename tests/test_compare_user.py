@@ -307,7 +307,8 @@ def _gen_ragged():
 
 
 STREAM_BAD = [
-    ({"data": _gen_short, "steps": 5}, ValueError, "data gave 3 batches; expected at least steps=5"),
+    ({"data": _gen_short, "steps": 5}, ValueError,
+     "data gave 3 batches; expected at least steps=5"),
     ({"data": _gen_ragged, "steps": 2}, ValueError, "data batch 1 has shapes/dtypes"),
     ({"data": lambda: [(XB[0], YB[0])], "test": None}, ValueError, "test is None"),
     ({"data": lambda: [(XB[0], YB[0])], "batch_size": 8}, ValueError, "batch_size=8 is for array"),
@@ -345,3 +346,126 @@ def test_bad_data_loss_and_scheme_forms(kwargs: dict, error: type, needle: str) 
     with pytest.raises(error, match="compare_model: ") as info:
         jaxinit.compare_model(LinenMLP(), data, **args)
     assert needle in str(info.value)
+
+
+# --------------------------------------------------------------------------------------
+# Scheme forms: a reinit rule list (a recipe) and rules= for named schemes.
+
+
+def _first_loss(params: dict, x: np.ndarray, y: np.ndarray) -> float:
+    logits = LinenMLP().apply({"params": params}, x)
+    return float(optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())
+
+
+def test_rule_list_schemes_and_rules_override() -> None:
+    key = jax.random.key(11)
+    params = LinenMLP().init(key, DATA[0][:1])["params"]
+    gpt2 = jaxinit.recipe("gpt2", params, n_layers=1, std=0.5)
+    custom = [(r"Dense_0/kernel", None), (r"Dense_1/kernel", jaxinit.normal(0.3)),
+              (r".*/bias", jaxinit.constant(0.25))]
+
+    def rules(trainable: dict, init: jaxinit.Initializer) -> list:
+        assert set(trainable) == {"Dense_0", "Dense_1"}  # the params collection's paths
+        return [(p, init if i is None else i) for p, i in custom]
+
+    r = jaxinit.compare_model(
+        LinenMLP(), DATA, schemes={"gpt2": gpt2, "he": "he"}, rules=rules, seeds=2,
+        steps=1, key=key,
+    )
+    for i, k in enumerate(jax.random.split(key, 2)):
+        want = _first_loss(jaxinit.reinit(params, k, gpt2), DATA[0], DATA[1])
+        assert r.curves["gpt2"][i, 0] == pytest.approx(want, rel=1e-5)
+        he = [(p, jaxinit.he_normal() if i is None else i) for p, i in custom]
+        want = _first_loss(jaxinit.reinit(params, k, he), DATA[0], DATA[1])
+        assert r.curves["he"][i, 0] == pytest.approx(want, rel=1e-5)
+
+
+def test_default_rules_draw_weights_zero_biases_and_keep_norm_scales() -> None:
+    from jaxinit._src.compare_user import default_rules
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, t: jax.Array) -> jax.Array:
+            h = nn.Embed(10, 8)(t)
+            h = nn.LayerNorm(scale_init=nn.initializers.constant(2.0))(h)
+            return nn.Conv(4, (3,))(h)
+
+    params = Net().init(jax.random.key(0), jnp.zeros((1, 5), jnp.int32))["params"]
+    init = jaxinit.he_uniform()
+    got = dict(default_rules(params, init))
+    assert got == {
+        r"Embed_0/embedding": init,
+        r"Conv_0/kernel": init,
+        r"Conv_0/bias": jaxinit.zeros,
+        r"LayerNorm_0/bias": jaxinit.zeros,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Callbacks: progress per chunk of steps, on_result per finished scheme (Ctrl-C).
+
+
+def test_progress_chunks_and_partial_results_on_interrupt(
+    linen_result: jaxinit.ModelComparison,
+) -> None:
+    calls: list[tuple] = []
+    partial: list[dict] = []
+
+    def on_result(scheme: str, result: jaxinit.ModelComparison) -> None:
+        partial.append(json.loads(result.to_json()))
+        raise KeyboardInterrupt  # as Ctrl-C would, after the first scheme
+
+    with pytest.raises(KeyboardInterrupt):
+        jaxinit.compare_model(
+            LinenMLP(), DATA, schemes=["he", "xavier"], seeds=SEEDS, steps=25,
+            optimizer=optax.adam(1e-2), key=jax.random.key(7),
+            progress=lambda *a: calls.append(a), on_result=on_result,
+        )
+    # 25 steps in chunks of ceil(25 / 10) = 3; the last chunk's 2 extra steps are no-ops.
+    assert calls == [("he", SEEDS, s) for s in (3, 6, 9, 12, 15, 18, 21, 24, 25)]
+    assert len(partial) == 1 and list(partial[0]["schemes"]) == ["he"]
+    doc = partial[0]["schemes"]["he"]
+    # The same run as the fixture's 30 steps, cut at 25: the curve is its first 25
+    # losses, and the final full-batch train loss is the fixture's loss before step 25.
+    np.testing.assert_allclose(doc["curves"], linen_result.curves["he"][:, :25], rtol=1e-6)
+    np.testing.assert_allclose(doc["finals"]["train_loss"], linen_result.curves["he"][:, 25],
+                               rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# The seed axis sharded over 8 simulated devices (`make sharded`).
+
+
+@pytest.mark.sharded
+def test_seed_axis_sharded_over_devices_equals_one_device() -> None:
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from jaxinit._src.compare_user import _check_data, _programs, _seed_sharding, run_seeds
+
+    devices = jax.devices()
+    assert len(devices) == 8
+    kw = {"schemes": ["he"], "seeds": 3, "steps": 4, "key": jax.random.key(2)}
+    many = jaxinit.compare_model(LinenMLP(), DATA, **kw)
+    one = jaxinit.compare_model(LinenMLP(), DATA, devices=devices[:1], **kw)
+    assert many.curves["he"].shape == (3, 4)
+    np.testing.assert_allclose(many.curves["he"], one.curves["he"], rtol=1e-5)
+    for m in ("train_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(many.finals["he"][m], one.finals["he"][m], rtol=1e-5)
+
+    # The per-seed arrays: 3 seeds padded to 8, one seed per device along P("seeds").
+    sharding, padded = _seed_sharding(None, 3)
+    assert padded == 8 and isinstance(sharding, NamedSharding)
+    model = LinenMLP()
+    variables = model.init(jax.random.key(2), DATA[0][:1])
+    adapter = jaxinit._src.probe.adapt("test", model, variables=variables)
+    data = _check_data(DATA, None, 4, None, jax.random.key(2))
+    programs = _programs(adapter, data, jaxinit._src.diagnose._default_loss,
+                         optax.adam(1e-3), 4, 4)
+    keys = jax.random.split(jax.random.key(2), 8)
+    out = run_seeds(programs, lambda k: jaxinit.reinit(adapter.trainable, k, [
+        (r".*/kernel", jaxinit.he_normal()), (r".*/bias", jaxinit.zeros)]), keys, sharding, 4)
+    for name, arr in out.items():
+        assert arr.sharding.spec == PartitionSpec("seeds"), name
+        assert {s.device for s in arr.addressable_shards} == set(devices)
+        assert all(s.data.shape[0] == 1 for s in arr.addressable_shards)
+    np.testing.assert_allclose(np.asarray(out["curve"])[:3], many.curves["he"], rtol=1e-5)

@@ -388,7 +388,7 @@ def _check_data(
         first = _batch_tuple("a batch", shapes)
         return _Data("function", first, test_xy, fn=data)
     if isinstance(data, Iterable) and not isinstance(data, str | bytes | Mapping):
-        batches = []
+        batches: list[tuple[Any, ...]] = []
         for batch in itertools.islice(iter(data), steps):
             batches.append(_batch_tuple(f"batch {len(batches)}", batch))
         if len(batches) < steps:
@@ -721,11 +721,8 @@ def compare_model(
                 f"compare_model: schemes[{name!r}]: {e}; expected rules that match the "
                 f"parameters {', '.join(probe.flat_paths(trainable))}"
             ) from None
-        if jax.tree.structure(shapes) != jax.tree.structure(trainable):
-            raise ValueError(  # pragma: no cover - reinit keeps the tree structure
-                f"compare_model: schemes[{name!r}] changed the parameter tree"
-            )
-        draws[name] = lambda k, draw=draw: draw(k)
+        del shapes  # reinit keeps the tree's structure, shapes and dtypes
+        draws[name] = draw
 
     length = steps if progress is None else -(-steps // 10)
     programs = _programs(adapter, d, objective, optimizer, steps, length)
