@@ -47,6 +47,11 @@ class NnxMLP(nnx.Module):
         return self.out(jax.nn.relu(self.hidden(x)))
 
 
+def _first_loss(params: dict, x: np.ndarray, y: np.ndarray) -> float:
+    logits = LinenMLP().apply({"params": params}, x)
+    return float(optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())
+
+
 @pytest.fixture(scope="module")
 def linen_result() -> jaxinit.ModelComparison:
     return jaxinit.compare_model(
@@ -250,7 +255,7 @@ def test_iterable_and_batch_function_train_on_the_same_batches(
     def batch(key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
         return jnp.asarray(XB)[step % 3], jnp.asarray(YB)[step % 3]
 
-    for data in (endless(), list(zip(XB, YB, strict=True)) * 2, batch):
+    for data in (endless(), batch):
         r = _forms_run(data, test=TEST)
         np.testing.assert_allclose(r.curves["he"], arrays_run.curves["he"], rtol=1e-6)
         np.testing.assert_allclose(r.finals["he"]["test_loss"],
@@ -273,28 +278,29 @@ def test_batch_function_gets_a_per_seed_key_shared_by_schemes() -> None:
     np.testing.assert_array_equal(r.curves["a"], r.curves["b"])  # paired: same data, init
     # The batch of seed i is batch(fold_in(seed key i, 1), step): recompute step 0's loss.
     keys = jax.random.split(jax.random.key(5), 2)
-    model = LinenMLP()
+    params = LinenMLP().init(jax.random.key(5), DATA[0][:1])["params"]
+    rules = [(r".*/kernel", jaxinit.he_normal()), (r".*/bias", jaxinit.zeros)]
     for i in range(2):
-        params = model.init(jax.random.key(5), DATA[0][:1])["params"]
-        params = jaxinit.reinit(params, keys[i],
-                                [(r".*/kernel", jaxinit.he_normal()), (r".*/bias", jaxinit.zeros)])
         x, y = noisy(jax.random.fold_in(keys[i], 1), jnp.int32(0))
-        logits = model.apply({"params": params}, x)
-        want = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        assert r.curves["a"][i, 0] == pytest.approx(float(want), rel=1e-5)
+        want = _first_loss(jaxinit.reinit(params, keys[i], rules), x, y)
+        assert r.curves["a"][i, 0] == pytest.approx(want, rel=1e-5)
     assert r.curves["a"][0, 0] != r.curves["a"][1, 0]
 
 
 def test_xy_arrays_hold_out_the_last_fifth() -> None:
+    from jaxinit._src.compare_user import _check_data
+
     x = np.concatenate([DATA[0], DATA[2]])
     y = np.concatenate([DATA[1], DATA[3]])
-    n_test = len(x) // 5
-    split = (x[:-n_test], y[:-n_test], x[-n_test:], y[-n_test:])
-    kw = {"schemes": ["he"], "seeds": 2, "steps": 2}
-    a = jaxinit.compare_model(LinenMLP(), (x, y), **kw)
-    b = jaxinit.compare_model(LinenMLP(), split, **kw)
-    np.testing.assert_array_equal(a.curves["he"], b.curves["he"])
-    np.testing.assert_array_equal(a.finals["he"]["test_loss"], b.finals["he"]["test_loss"])
+    n_test = len(x) // 5  # 28 of 144
+    for d in (_check_data((x, y), None, 3, None, jax.random.key(0)),
+              _check_data((x[:-n_test], y[:-n_test]), (x[-n_test:], y[-n_test:]), 3, None,
+                          jax.random.key(0))):
+        assert d.kind == "arrays" and d.train is not None
+        np.testing.assert_array_equal(d.train[0], x[:-n_test])
+        np.testing.assert_array_equal(d.train[1], y[:-n_test])
+        np.testing.assert_array_equal(d.test[0], x[-n_test:])
+        np.testing.assert_array_equal(d.test[1], y[-n_test:])
 
 
 def _gen_short():
@@ -310,6 +316,9 @@ STREAM_BAD = [
     ({"data": _gen_short, "steps": 5}, ValueError,
      "data gave 3 batches; expected at least steps=5"),
     ({"data": _gen_ragged, "steps": 2}, ValueError, "data batch 1 has shapes/dtypes"),
+    ({"data": lambda: list(_gen_ragged()), "steps": 2}, ValueError,
+     "data batch 1 has shapes/dtypes"),
+    ({"data": lambda: (DATA[0][:4], DATA[1][:4])}, ValueError, "too few to hold out"),
     ({"data": lambda: [(XB[0], YB[0])], "test": None}, ValueError, "test is None"),
     ({"data": lambda: [(XB[0], YB[0])], "batch_size": 8}, ValueError, "batch_size=8 is for array"),
     ({"data": lambda: [(XB[0].astype(str), YB[0])]}, TypeError, "inputs of dtype <U"),
@@ -350,11 +359,6 @@ def test_bad_data_loss_and_scheme_forms(kwargs: dict, error: type, needle: str) 
 
 # --------------------------------------------------------------------------------------
 # Scheme forms: a reinit rule list (a recipe) and rules= for named schemes.
-
-
-def _first_loss(params: dict, x: np.ndarray, y: np.ndarray) -> float:
-    logits = LinenMLP().apply({"params": params}, x)
-    return float(optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())
 
 
 def test_rule_list_schemes_and_rules_override() -> None:
