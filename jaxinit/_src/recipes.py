@@ -103,10 +103,15 @@ def _n_layers(name: str, layers: dict[str, int], stacks: dict[str, int], given: 
 
 
 def _keep_used(rules: list[tuple[str, Any]], paths: list[str]) -> Rules:
-    """Drops rules that match no path (so ``reinit(..., strict=True)`` accepts the set)."""
-    return tuple(
-        (p, init) for p, init in rules if any(re.fullmatch(p, path) for path in paths)
-    )
+    """Keeps the rules that are the first match of some path (so ``reinit(...,
+    strict=True)`` accepts the set: a rule shadowed by earlier ones is dropped)."""
+    compiled = [re.compile(p) for p, _ in rules]
+    used = set()
+    for path in paths:
+        first = next((i for i, regex in enumerate(compiled) if regex.fullmatch(path)), None)
+        if first is not None:
+            used.add(first)
+    return tuple(rule for i, rule in enumerate(rules) if i in used)
 
 
 def _check_pattern(name: str, arg: str, value: Any) -> None:
