@@ -83,7 +83,7 @@ def _flax_params(model) -> dict[str, np.ndarray]:
                 leaf = "scale"
             else:
                 raise AssertionError(f"unmapped {name} ({kind})")
-        out["/".join(owner.split(".") + [leaf])] = w
+        out["/".join([*owner.split("."), leaf])] = w
     return out
 
 
@@ -196,7 +196,7 @@ def test_padded_normal_dtypes_and_errors():
         assert scipy.stats.kstest(rest, scipy.stats.norm(scale=0.5).cdf).pvalue > 1e-5
     with pytest.raises(ValueError, match="padded_normal: padding_idx=64"):
         jaxinit.recipes.PaddedNormal(0.5, padding_idx=64)(jax.random.key(0), (64, 8))
-    with pytest.raises(TypeError, match="padded_normal: padding_idx=1.0"):
+    with pytest.raises(TypeError, match=r"padded_normal: padding_idx=1\.0"):
         jaxinit.recipes.PaddedNormal(0.5, padding_idx=1.0)
 
 
