@@ -31,6 +31,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import jaxinit  # noqa: E402
+from jaxinit._src.paths import float_leaves  # noqa: E402
 
 ALPHA = 1e-5
 
@@ -205,3 +206,28 @@ def test_unknown_keyword_names_recipe_and_keyword(name):
     tree = {"h_0": {"c_proj": {"kernel": jnp.zeros((8, 8))}}}
     with pytest.raises(TypeError, match=rf"recipe\('{name}'\): unexpected keyword 'stdev'"):
         jaxinit.recipe(name, tree, stdev=0.02)
+
+
+def test_gpt2_recipe_on_the_nnx_reference_model(hf_params):
+    """On a real nnx GPT-2 (tests/hf_models.py, HF's names, c_attn split into q/k/v_proj)
+    built with transformers' sizes (hidden 64, 3 blocks), reinit updates the module in place
+    and every parameter gets transformers' law: q/k/v_proj KS-equal to c_attn, c_proj to
+    c_proj (0.03/sqrt(6)), constants exact (KS p > 1e-5, 20 comparisons)."""
+    from flax import nnx
+
+    from tests.hf_models import GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(dict(vocab=128, positions=64, hidden=64, layers=3, heads=4,
+                                 eps=1e-5), rngs=nnx.Rngs(0))
+    jaxinit.reinit(model, jax.random.key(3), jaxinit.recipe("gpt2", model, std=0.03))
+    theirs = hf_params["gpt2"]
+    ours = float_leaves("test", "model", model)   # the paths reinit matches
+    assert len(ours) == 52   # 16 per block, wte, wpe, ln_f
+    for path, w in ours.items():
+        w = np.asarray(w, np.float64)
+        source = re.sub(r"attn/[qkv]_proj/(kernel|bias)", r"attn/c_attn/\1", path)
+        ref = theirs[source]
+        if source != path:   # one third of the fused (E, 3E) kernel or (3E,) bias
+            ref = ref[..., : w.shape[-1]]
+        p = _compare(ref, w, path)
+        assert p is None or p > ALPHA, (path, p)
