@@ -140,6 +140,17 @@ def test_wrong_layer_index_fails(recipe):
                 statcheck.assert_moments(x, _dist(*_law(recipe, "self_attn/o_proj", layer, 0)))
 
 
+def test_truncation_in_sigma_units():
+    """torchtitan's absolute +-2 bounds are +-2/s sigma: at s = 0.02/sqrt(2(l+1)) that is
+    over 100 sigma, drawn untruncated (an inverse-CDF draw at 690 sigma can return the
+    bound itself, +-2.0); at a std of 0.5 they cut at 4 sigma and stay truncated."""
+    assert jaxinit.torchtitan_init(23) == jaxinit.normal(0.02 / math.sqrt(48))
+    wide = jaxinit.torchtitan_init(0, std=0.5 * math.sqrt(2))
+    assert wide == jaxinit.truncated_normal(0.5, lower=-4.0, upper=4.0)
+    w = np.asarray(wide(jax.random.key(0), (256, 256)), np.float64)
+    statcheck.assert_moments(w, _dist(0.5, 4.0))
+
+
 def test_per_layer_offset_and_errors():
     init = jaxinit.per_layer(jaxinit.torchtitan_init, offset=2)
     w = np.asarray(init(jax.random.key(0), (2, 128, 128)), np.float64)

@@ -232,9 +232,29 @@ def olmo_init(
 
 # --- torchtitan -------------------------------------------------------------------------
 
+#: Truncation points (in standard deviations) at or beyond which a truncated normal is
+#: drawn as the untruncated one: the mass beyond 10 sigma is 1.5e-23, which no float32
+#: or float64 sampler resolves (normal draws stay within 5.54 sigma in float32, 8.37 in
+#: float64). Inverse-CDF sampling at such bounds would also return the bound itself when
+#: the uniform draw is exactly its lower end (probability 2^-23 per float32 draw): a
+#: +-2 absolute bound at std 0.0029 is a 690-sigma outlier.
+NO_CUT = 10.0
+
+
+def sigma_truncated(std: float, cutoff: float) -> Normal | TruncatedNormal:
+    r"""N(0, std^2) truncated to +-cutoff std, as ``trunc_normal_(std=s, a=-c s, b=c s)``.
+
+    Truncation in sigma units; a cutoff of :data:`NO_CUT` (10) standard deviations or
+    more is drawn as the untruncated ``jaxinit.normal(std)``, the same law to float
+    precision. torch's absolute bounds a, b become ``cutoff = b / std``.
+    """
+    if cutoff >= NO_CUT:
+        return Normal(std)
+    return TruncatedNormal(std, None, -cutoff, cutoff)
+
 
 def torchtitan_init(layer: int | None = None, *, n_layers: int | None = None,
-                    std: float = 0.02) -> TruncatedNormal:
+                    std: float = 0.02) -> Normal | TruncatedNormal:
     r"""Builds torchtitan's initializer of a Llama block's output projections.
 
     .. math:: \sigma_l = \frac{\sigma}{\sqrt{2\,(l + 1)}} \text{ (} \texttt{depth\_init}
@@ -249,9 +269,10 @@ def torchtitan_init(layer: int | None = None, *, n_layers: int | None = None,
 
     Truncation: torchtitan calls ``torch.nn.init.trunc_normal_(w, std=s)`` with the
     default *absolute* bounds a = -2, b = 2, i.e. at +-2/s standard deviations: over 100
-    sigma at these stds, so nothing is truncated in practice. The returned
-    :class:`jaxinit.truncated_normal` states those bounds in sigma units,
-    ``lower = -2/s``, ``upper = 2/s``, the same law.
+    sigma at these stds, so nothing is truncated. In sigma units the law is N(0, s^2)
+    truncated at +-2/s, drawn as ``jaxinit.normal(s)`` when 2/s >= 10 (the same law to
+    float precision; see :func:`sigma_truncated`), as ``jaxinit.truncated_normal`` with
+    ``lower = -2/s``, ``upper = 2/s`` for a larger ``std``.
 
     Args:
       layer: the block index l (``depth_init=True``), or None.
@@ -259,7 +280,7 @@ def torchtitan_init(layer: int | None = None, *, n_layers: int | None = None,
       std: the base standard deviation sigma.
 
     Returns:
-      A :class:`jaxinit.truncated_normal`-type initializer.
+      A :class:`jaxinit.normal`- or :class:`jaxinit.truncated_normal`-type initializer.
 
     Example:
       >>> import jaxinit
@@ -287,7 +308,7 @@ def torchtitan_init(layer: int | None = None, *, n_layers: int | None = None,
         s = sigma / math.sqrt(2 * (int(layer) + 1))
     else:
         s = sigma / math.sqrt(2 * _positive_int(name, "n_layers", n_layers))
-    return TruncatedNormal(s, None, -2.0 / s, 2.0 / s)
+    return sigma_truncated(s, 2.0 / s)
 
 
 # --- Scanned stacks ------------------------------------------------------------------------

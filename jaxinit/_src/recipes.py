@@ -23,6 +23,7 @@ from jaxinit._src.depth import (
     olmo_init,
     per_layer,
     residual_normal,
+    sigma_truncated,
     torchtitan_init,
 )
 from jaxinit._src.mup import mup_rules
@@ -315,11 +316,6 @@ def olmo(
     return _keep_used(rules, paths)
 
 
-def _sigma_truncated(std: float, cutoff: float) -> TruncatedNormal:
-    """N(0, std^2) truncated at +-cutoff stds (torch ``trunc_normal_(a=-c s, b=c s)``)."""
-    return TruncatedNormal(std, None, -cutoff, cutoff)
-
-
 def olmo_full_megatron(
     tree: Any,
     *,
@@ -352,7 +348,7 @@ def olmo_full_megatron(
       >>> tree = {"layers_0": {"wo": {"kernel": jnp.zeros((64, 64))}},
       ...         "lm_head": {"kernel": jnp.zeros((64, 100))}}
       >>> [round(init.stddev, 4) for _, init in jaxinit.recipe("olmo_full_megatron", tree)]
-      [0.0141, 0.125, 0.02]
+      [0.0141, 0.125]
 
     References:
       Groeneveld et al. (2024), OLMo, https://arxiv.org/abs/2402.00838 (code:
@@ -364,12 +360,12 @@ def olmo_full_megatron(
                            scale=scale, stacked=stacked)
     layers = _layers(paths, layer_pattern)
     n = _n_layers(name, layers, _stacked_leaves(name, leaves, stacked), n_layers)
-    rules: list[tuple[str, Any]] = [(residual, _sigma_truncated(std / (2 * n) ** 0.5, cutoff))]
-    rules += [(re.escape(p), _sigma_truncated(int(v.shape[-2]) ** -0.5, cutoff))
+    rules: list[tuple[str, Any]] = [(residual, sigma_truncated(std / (2 * n) ** 0.5, cutoff))]
+    rules += [(re.escape(p), sigma_truncated(int(v.shape[-2]) ** -0.5, cutoff))
               for p, v in leaves.items() if re.fullmatch(head, p) and p not in layers]
     rules += [
-        (embedding, _sigma_truncated(std, cutoff)),
-        (kernel, _sigma_truncated(std, cutoff)),
+        (embedding, sigma_truncated(std, cutoff)),
+        (kernel, sigma_truncated(std, cutoff)),
         (bias, zeros),
         (scale, ones),
     ]
@@ -434,11 +430,11 @@ def torchtitan(
     else:
         n = _n_layers(name, layers, stacks, n_layers)
         rules = [(depth_scaled, torchtitan_init(n_layers=n, std=std))]
-    rules += [(re.escape(p), _sigma_truncated(int(v.shape[-2]) ** -0.5, 3.0))
+    rules += [(re.escape(p), sigma_truncated(int(v.shape[-2]) ** -0.5, 3.0))
               for p, v in leaves.items() if re.fullmatch(head, p) and p not in layers]
     rules += [
         (embedding, Normal(1.0)),
-        (kernel, TruncatedNormal(std, None, -2.0 / std, 2.0 / std)),
+        (kernel, sigma_truncated(std, 2.0 / std)),
         (bias, zeros),
         (scale, ones),
     ]
@@ -451,7 +447,7 @@ class _TorchtitanLayer:
     def __init__(self, std: float):
         self.std = std
 
-    def __call__(self, layer: int) -> TruncatedNormal:
+    def __call__(self, layer: int) -> Normal | TruncatedNormal:
         return torchtitan_init(layer, std=self.std)
 
     def __eq__(self, other: object) -> bool:

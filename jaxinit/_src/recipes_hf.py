@@ -20,8 +20,9 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src.base import InitializerBase, Shape, check_scalar
+from jaxinit._src.depth import sigma_truncated
 from jaxinit._src.recipes import DEFAULTS, Rules, _keep_used, _setup
-from jaxinit._src.schemes import Constant, Normal, TruncatedNormal, ones, zeros
+from jaxinit._src.schemes import Constant, Normal, ones, zeros
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,14 +159,15 @@ def vit(
     r = ``initializer_range`` for every kernel (the patch-embedding convolution, the
     attention and MLP projections, the classifier); the ``cls_token`` and
     ``position_embeddings`` from ``trunc_normal_(std=r)`` with torch's default absolute
-    bounds +-2, here +-2/r standard deviations (100 at r = 0.02: nothing is cut); the
+    bounds +-2, i.e. +-2/r standard deviations (100 at r = 0.02: nothing is cut, and the
+    rule is ``jaxinit.normal(r)``, the same law to float precision); the
     ``mask_token`` zero; biases zero; LayerNorm gains one.
 
     Example:
       >>> import jax.numpy as jnp, jaxinit
       >>> tree = {"embeddings": {"cls_token": jnp.zeros((1, 1, 8))}}
       >>> jaxinit.recipe("vit", tree)[0][1]
-      TruncatedNormal(stddev=0.02, dtype=None, lower=-100.0, upper=100.0)
+      Normal(stddev=0.02, dtype=None)
 
     References:
       Dosovitskiy et al. (2021), ViT, https://arxiv.org/abs/2010.11929;
@@ -174,7 +176,7 @@ def vit(
     r = initializer_range
     _, paths = _setup("vit", tree, tokens=tokens, mask_token=mask_token, kernel=kernel,
                       bias=bias, scale=scale)
-    rules = [(tokens, TruncatedNormal(r, None, -2.0 / r, 2.0 / r)), (mask_token, zeros),
+    rules = [(tokens, sigma_truncated(r, 2.0 / r)), (mask_token, zeros),
              (kernel, Normal(r)), (bias, zeros), (scale, ones)]
     return _keep_used(rules, paths)
 
