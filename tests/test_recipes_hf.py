@@ -159,6 +159,17 @@ def test_wrong_std_fails(hf_params):
     assert _compare(theirs[path], ours[path], path) > ALPHA
 
 
+def test_missing_padding_row_fails(hf_params):
+    """The padding-row check can fail: BERT's word embeddings without padding_idx."""
+    path = "bert/embeddings/word_embeddings/embedding"
+    theirs = {path: hf_params["bert"][path]}
+    ours = _draw("bert", theirs, initializer_range=0.05)
+    assert _compare(theirs[path], ours[path], path) > ALPHA
+    ours = _draw("bert", theirs, initializer_range=0.05, padding_idx=None)
+    with pytest.raises(AssertionError, match="word_embeddings"):
+        _compare(theirs[path], ours[path], path)
+
+
 def test_t5_per_module_stds_and_inferred_sizes(hf_params):
     """The T5 stds against the config's formula (float64), not only against the draw."""
     theirs = hf_params["t5"]
