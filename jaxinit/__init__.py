@@ -9,6 +9,7 @@ from importlib import metadata as _metadata
 from jaxinit import diagnostics as diagnostics
 from jaxinit import hf as hf
 from jaxinit import layout as layout
+from jaxinit import recipes as recipes
 from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import channels_first as channels_first
@@ -26,10 +27,12 @@ from jaxinit._src.depth import deepnorm_init as deepnorm_init
 from jaxinit._src.depth import fixup_init as fixup_init
 from jaxinit._src.depth import fixup_scale as fixup_scale
 from jaxinit._src.depth import olmo_init as olmo_init
+from jaxinit._src.depth import per_layer as per_layer
 from jaxinit._src.depth import residual_normal as residual_normal
 from jaxinit._src.depth import small_init as small_init
 from jaxinit._src.depth import t_fixup_init as t_fixup_init
 from jaxinit._src.depth import t_fixup_scale as t_fixup_scale
+from jaxinit._src.depth import torchtitan_init as torchtitan_init
 from jaxinit._src.depth import wang_init as wang_init
 from jaxinit._src.depth import zero_init_rules as zero_init_rules
 from jaxinit._src.describe import Description as Description
@@ -246,5 +249,8 @@ __all__ = [
     "DeepNorm",
     "deepnorm_init",
     "zero_init_rules",
+    "torchtitan_init",
+    "per_layer",
     "recipe",
+    "recipes",
 ]

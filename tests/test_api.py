@@ -130,7 +130,10 @@ PARAMETRIZATIONS = {
     "DeepNorm",
     "deepnorm_init",
     "zero_init_rules",
+    "torchtitan_init",
+    "per_layer",
     "recipe",
+    "recipes",
 }
 DOCUMENTED = CORE | COMPOSITION | PRETRAINED | DATA_DEPENDENT | PARAMETRIZATIONS
 # Result types, warnings and errors: a docstring, but nothing to run on their own.
