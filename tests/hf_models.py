@@ -417,7 +417,7 @@ class BertForMaskedLM(nnx.Module):
         p = self.cls.predictions
         h = jax.nn.gelu(p.transform.dense(self.bert(tokens)), approximate=False)
         h = p.transform.LayerNorm(h)
-        return self.bert.embeddings.word_embeddings.attend(h) + p.bias[...]
+        return self.bert.embeddings.word_embeddings.attend(h) + p.bias[...][None, None]
 
 
 class ViTLayer(nnx.Module):

@@ -16,7 +16,8 @@ transformers = pytest.importorskip("transformers")
 from flax import nnx  # noqa: E402
 
 import jaxinit  # noqa: E402
-from tests.hf_checkpoints import build as build_hf, save  # noqa: E402
+from tests.hf_checkpoints import build as build_hf  # noqa: E402
+from tests.hf_checkpoints import save  # noqa: E402
 from tests.hf_models import LlamaForCausalLM, RMSNorm  # noqa: E402
 
 TOKENS = np.array([[1, 5, 9, 63, 0, 17, 42, 8], [3, 3, 7, 11, 60, 2, 31, 19]])
@@ -81,7 +82,7 @@ def _logits(model: LlamaForCausalLM, tokens: jax.Array) -> jax.Array:
 
 
 def _load(case, *, dtype=jnp.float32, scan=False, **change):
-    name, family, path, _, c, tied = case
+    _, family, path, _, c, tied = case
     model = LlamaForCausalLM(dict(c, dtype=dtype, **change), tied=tied, scan=scan,
                              rngs=nnx.Rngs(1))
     model, report = jaxinit.load_pretrained(model, path, rules=jaxinit.hf.rules(family, model),
@@ -123,14 +124,14 @@ def test_mixtral_experts_stack_in_order_also_scanned(build):
     case = build("mixtral")
     _, _, path, expected, _, _ = case
     w = jaxinit.open_weights(path)
-    model, report = _load(case)
+    model, _ = _load(case)
     w1 = model.model.layers[1].block_sparse_moe.experts.w1[...]
     assert w1.shape == (4, 32, 64)
     for e in range(4):  # oracle: the file's own per-expert weights
         np.testing.assert_array_equal(
             w1[e], w[f"model.layers.1.block_sparse_moe.experts.{e}.w1.weight"].T)
     # Scanned: layers on axis 0, experts on axis 1 of one (2, 4, 32, 64) leaf.
-    model, report = _load(case, scan=True)
+    model, _ = _load(case, scan=True)
     w1 = model.model.layers.block_sparse_moe.experts.w1[...]
     assert w1.shape == (2, 4, 32, 64)
     np.testing.assert_array_equal(
