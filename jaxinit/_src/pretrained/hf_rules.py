@@ -214,7 +214,7 @@ def rules(
     RoPE: the rules keep HF's q/k output order, the *rotate-half* layout (feature ``i``
     is paired with ``i + D/2`` in each head of size ``D``); for a model that rotates
     interleaved pairs (``2i``, ``2i+1``) convert the q/k kernels with
-    :func:`rope_interleaved`.
+    :func:`with_interleaved_rope` (it permutes the q/k rows with :class:`rope_interleaved`).
 
     Args:
       family: the checkpoint family; one of ``"llama"``, ``"gemma"``, ``"mixtral"``,
