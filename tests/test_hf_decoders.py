@@ -152,3 +152,15 @@ def test_qwen3_interleaved_rope_permutes_the_qk_norms_too(build):
     got = np.asarray(_logits(model, jnp.asarray(TOKENS)))
     # Measured max abs diff: 2.1e-6, float32.
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+def test_scanned_mixtral_missing_expert_names_its_key(build):
+    _, family, path, _, c, tied = build("mixtral")
+    w = jaxinit.open_weights(path)
+    gone = "model.layers.1.block_sparse_moe.experts.2.w3.weight"
+    state = {k: w[k] for k in w if k != gone}
+    model = LlamaForCausalLM(c, tied=tied, scan=True, rngs=nnx.Rngs(1))
+    with pytest.raises(jaxinit.PretrainedError, match=rf"key '{gone}' is missing: target "
+                       r"'model/layers/block_sparse_moe/experts/w3' of shape \(2, 4, 32, 64\) "
+                       r"stacks \(2, 4\) slices and \[1,2\] has no key"):
+        jaxinit.load_pretrained(model, state, rules=jaxinit.hf.rules(family, model))

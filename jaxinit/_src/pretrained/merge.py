@@ -132,9 +132,10 @@ def load_pretrained(
     leading axes of the target leaf: per-layer keys ``model.layers.N.mlp.up_proj.weight``
     stack into one scanned leaf of shape ``(layers, ...)`` with the template
     ``model/layers/mlp/up_proj/kernel[\\1]``, in index order. Every slice must be filled
-    exactly once: a missing index is an error naming the key that would fill it. Everything (keys,
-    shapes, dtypes, casts, finiteness) is validated before anything is written, so a load
-    that fails leaves the target exactly as it was.
+    exactly once: a missing index is an error naming the key that would fill it.
+
+    Everything (keys, shapes, dtypes, casts, finiteness) is validated before anything is
+    written, so a load that fails leaves the target exactly as it was.
 
     Target paths are '/'-joined: ``params/Dense_0/kernel`` and ``batch_stats/...`` for
     linen variables, ``linear/kernel`` for nnx modules and states. For an abstract target
