@@ -112,6 +112,13 @@ def test_rules_follow_a_linen_target_and_overrides():
     assert match and match.expand(template) == "params/backbone/layers_0/attn/q_proj/kernel"
     lm = next(r for r in rules if r[0] == r"lm_head\.weight")
     assert lm[1] is None  # no lm_head in the target: tied, the checkpoint's copy is dropped
+    # A linen nn.scan target: one stacked leaf under params/, the layer number as slice.
+    stacked = jax.ShapeDtypeStruct((2, 2, 2), jnp.float32)
+    target = {"params": {"model": {"layers": {"self_attn": {"q_proj": {"kernel": stacked}}}}}}
+    rules = jaxinit.hf.rules("llama", target)
+    regex, template, _ = next(r for r in rules if re.fullmatch(r[0], key))
+    match = re.fullmatch(regex, key)
+    assert match and match.expand(template) == "params/model/layers/self_attn/q_proj/kernel[0]"
 
 
 def test_bad_family_and_overrides():
