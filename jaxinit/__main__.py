@@ -91,7 +91,8 @@ def _error(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status: 0, 2 on bad input (argparse exits
     2 itself on malformed options), 130 when interrupted."""
-    parser, compare_parser = build_parser()
+    parser, _ = build_parser()
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "diagnose":
         return _diagnose_main(argv[1:])
@@ -101,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = cmp.from_args(args)
     except ValueError as e:
-        compare_parser.error(str(e))
+        return _error(str(e))
     if args.out.exists() and not args.out.is_dir():
-        compare_parser.error(f"--out={str(args.out)!r}: exists and is not a folder")
-    with _compilation_cache():
+        return _error(f"--out={str(args.out)!r}: exists and is not a folder")
+    with _compilation_cache() if from_command_line else contextlib.nullcontext():
         try:
             _, interrupted = cmp.run(config, args.out, plots=not args.no_plots,
                                      progress=not args.no_progress)
@@ -231,6 +232,9 @@ def _diagnose_main(argv: list[str]) -> int:
 def _compilation_cache() -> Iterator[None]:
     """A throw-away XLA compilation cache for this process, unless one is configured.
 
+    Only for a command-line run (``main()`` without ``argv``): JAX opens its cache once
+    per process, so a caller running ``main([...])`` in-process keeps its own settings
+    (a deleted cache folder would be written to after the first call).
     The diagnostics compile one program per call; for every scheme after the first that
     program is identical (same model, same shapes), so a cache keyed by the program text
     turns ~2-5 s of compilation per scheme into a lookup. Deleted on exit.

@@ -16,7 +16,7 @@ never needs them (``pip install 'jaxinit[cli]'``).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 import jax
@@ -46,17 +46,17 @@ def describe(config: CompareConfig) -> str:
             f"{c.optimizer} (lr {c.lr:g}, batch {c.batch_size})")
 
 
-def iter_runs(config: CompareConfig, progress: Any = None) -> Iterator[SchemeRuns]:
-    """Yields each scheme's runs as soon as they have finished."""
+def prepare(config: CompareConfig) -> Callable[[Any], Iterator[SchemeRuns]]:
+    """Loads and checks what ``config`` compares (ValueError naming the argument on bad
+    input), then returns ``runs(progress)``, which yields each scheme's runs as soon as
+    they have finished."""
     require()
     if config.user_model:
         from jaxinit._src.compare import user
 
-        yield from user.iter_runs(config, progress)
-        return
+        return user.prepare(config)
     runner = Runner(config)
-    for name in config.schemes:
-        yield runner.measure(SCHEMES[name], progress)
+    return lambda progress: (runner.measure(SCHEMES[n], progress) for n in config.schemes)
 
 
 def _summarize(config: CompareConfig, runs: list[SchemeRuns]) -> CompareResult:
@@ -87,8 +87,9 @@ def compare(config: CompareConfig | None = None, *, progress: bool = False) -> C
     (Skipped in the doctests to save compilation time; ``tests/test_compare.py`` runs it.)
     """
     config = config or CompareConfig()
+    runs_of = prepare(config)
     with _bar(config, progress) as bar:
-        runs = list(iter_runs(config, bar))
+        runs = list(runs_of(bar))
     return _summarize(config, runs)
 
 
@@ -126,11 +127,12 @@ def run(config: CompareConfig, out: Any, *, plots: bool = True, progress: bool =
     stream = stream or sys.stdout
     print(f"jaxinit compare: {describe(config)}; backend {jax.default_backend()}",
           file=stream, flush=True)
+    runs_of = prepare(config)
     runs: list[SchemeRuns] = []
     interrupted = False
     with _bar(config, progress) as bar:
         try:
-            for r in iter_runs(config, bar):
+            for r in runs_of(bar):
                 runs.append(r)
                 print(f"finished {r.name} ({len(runs)}/{len(config.schemes)}, "
                       f"{r.seconds:.1f} s)", file=sys.stderr, flush=True)
@@ -151,6 +153,6 @@ def run(config: CompareConfig, out: Any, *, plots: bool = True, progress: bool =
 __all__ = [
     "ARCHS", "CLI_ACTIVATIONS", "DEFAULT_SCHEMES", "OPTIMIZERS", "SCHEMES", "CompareConfig",
     "CompareResult", "Digits", "Scheme", "SchemeRuns", "add_arguments", "compare",
-    "describe", "from_args", "init_variables", "iter_runs", "load_digits", "make_model",
+    "describe", "from_args", "init_variables", "prepare", "load_digits", "make_model",
     "make_trainer", "run",
 ]

@@ -1,11 +1,13 @@
 """`jaxinit compare --model ... --data ...`: the user's model, through
 :func:`jaxinit.compare_model`, one scheme at a time (so an interrupted run keeps the
 schemes that finished), plus each scheme's signal through depth at initialization
-(:func:`jaxinit.diagnose` on the re-drawn parameters of the first seed)."""
+(:func:`jaxinit.diagnostics.signal_stats` on the re-drawn parameters of the first
+seed)."""
 
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -115,68 +117,92 @@ def as_user_error(e: Exception, config: CompareConfig) -> UserInputError:
     return UserInputError(f"{option}={spec!r}: {text}")
 
 
-def _signal(model: Any, arrays: Any, loss: Any, rules: Any, key: jax.Array, seeds: int
+def _signal(model: Any, arrays: Any, rules: Any, key: jax.Array, seeds: int, batch: int
             ) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]:
-    """Per layer, activation std and gradient std of the loss at the scheme's init, for
-    the parameters of compare_model's first seed (``split(key, seeds)[0]``)."""
+    """Per layer, activation std and gradient std (unit Gaussian cotangent at the output,
+    as for the built-in architectures) at the scheme's init, for the parameters of
+    compare_model's first seed (``split(key, seeds)[0]``), on ``batch`` examples."""
     from jaxinit._src import probe
-    from jaxinit._src.diagnose import _build, diagnose
+    from jaxinit._src.diagnose import _build
+    from jaxinit._src.diagnostics import signal_stats
     from jaxinit._src.tree import reinit
 
-    x, y = arrays[0], arrays[1]
+    x = arrays[0][:batch]
     built, variables = _build("compare", model, x[:1], None, None, key)
     adapter = probe.adapt("compare", built, variables=variables)
-    params = reinit(adapter.trainable, jax.random.split(key, seeds)[0], rules(adapter.trainable))
+    params = reinit(adapter.trainable, jax.random.split(key, seeds)[0],
+                    rules(adapter.trainable))
     rebuilt = adapter.rebuild(params)
-    kwargs: dict[str, Any] = {"loss": loss, "jacobian": False, "key": key}
     if adapter.kind == "linen":
-        report = diagnose(built, (x, y), variables=rebuilt, **kwargs)
+        report = signal_stats(built, x, variables=rebuilt, key=key)
     else:
-        report = diagnose(rebuilt, (x, y), **kwargs)
-    layers = tuple(layer.path for layer in report.layers)
-    return (layers, tuple(float(layer.activation.std) for layer in report.layers),
-            tuple(float(layer.grad_std) for layer in report.layers))
+        report = signal_stats(rebuilt, x, key=key)
+    acts = tuple(float(v) for v in report.activations_std())
+    grads = tuple(float(layer.grad_outputs.std) if layer.grad_outputs else math.nan
+                  for layer in report.layers)
+    return tuple(layer.name for layer in report.layers), acts, grads
 
 
-def iter_runs(config: CompareConfig, progress: Any = None) -> Iterator[SchemeRuns]:
-    """Yields each scheme's :class:`SchemeRuns` as soon as it has trained.
+def prepare(config: CompareConfig) -> Callable[[Any], Iterator[SchemeRuns]]:
+    """Loads and checks the user's model, data and loss (one zero-step trace of the loss
+    on a batch), then returns ``runs(progress)``, which yields each scheme's
+    :class:`SchemeRuns` as soon as it has trained.
 
-    Raises :class:`UserInputError` (naming the argument) on bad input.
+    Raises :class:`UserInputError` (naming the argument) on bad input, before any
+    training.
     """
+    from jaxinit._src import probe
     from jaxinit._src.compare.train import make_optimizer
     from jaxinit._src.compare_user import _check_data, _rules, compare_model
+    from jaxinit._src.diagnose import _build, _default_loss
 
     assert config.model is not None and config.data is not None
     model = load_model(config.model)
     data = load_data(config.data)
     loss = None if config.loss is None else load_loss(config.loss)
+    key = jax.random.key(config.seed)
     try:
         arrays = _check_data(data)
+        n = int(arrays[0].shape[0])
+        batch = min(config.batch_size, n)
+        built, variables = _build("compare_model", model, arrays[0][:1], None, None, key)
+        adapter = probe.adapt("compare_model", built, variables=variables)
+        objective = _default_loss if loss is None else loss
+        jax.eval_shape(lambda p: objective(lambda v: adapter.apply(p, v),
+                                           (arrays[0][:batch], arrays[1][:batch])),
+                       adapter.trainable)
+    except UserInputError:
+        raise
     except (ValueError, TypeError) as e:
         raise as_user_error(e, config) from e
-    n = int(arrays[0].shape[0])
-    key = jax.random.key(config.seed)
-    for name in config.schemes:
-        init = SCHEMES[name].build("linear")
-        start = time.perf_counter()
-        if progress is not None:
-            progress.set_description(f"{name} ({config.seeds} seeds at once)")
-        try:
-            result = compare_model(
-                model, data, loss, schemes={name: init}, seeds=config.seeds,
-                steps=config.steps, optimizer=make_optimizer(config), metric=config.metric,
-                batch_size=min(config.batch_size, n), key=key,
+    except Exception as e:  # the user's model or loss, traced on the user's data
+        raise UserInputError(
+            f"--model={config.model!r}: applying it and the loss to a batch of the data "
+            f"failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}") from e
+
+    def runs(progress: Any) -> Iterator[SchemeRuns]:
+        for name in config.schemes:
+            init = SCHEMES[name].build("linear")
+            start = time.perf_counter()
+            if progress is not None:
+                progress.set_description(f"{name} ({config.seeds} seeds at once)")
+            try:
+                result = compare_model(
+                    model, data, loss, schemes={name: init}, seeds=config.seeds,
+                    steps=config.steps, optimizer=make_optimizer(config),
+                    metric=config.metric, batch_size=batch, key=key,
+                )
+                layers, acts, grads = _signal(model, arrays, lambda t, i=init: _rules(t, i),
+                                              key, config.seeds, config.probe_batch)
+            except (ValueError, TypeError) as e:
+                raise as_user_error(e, config) from e
+            if progress is not None:
+                progress.update(config.seeds * config.steps)
+            yield SchemeRuns(
+                name=name, summary=SCHEMES[name].summary, curves=result.curves[name],
+                finals={m: np.asarray(v) for m, v in result.finals[name].items()},
+                diverged=result.diverged[name], layers=layers, activation_std=acts,
+                gradient_std=grads, seconds=time.perf_counter() - start,
             )
-            layers, acts, grads = _signal(model, arrays, loss,
-                                          lambda t, i=init: _rules(t, i), key,
-                                          config.seeds)
-        except (ValueError, TypeError) as e:
-            raise as_user_error(e, config) from e
-        if progress is not None:
-            progress.update(config.seeds * config.steps)
-        yield SchemeRuns(
-            name=name, summary=SCHEMES[name].summary, curves=result.curves[name],
-            finals={m: np.asarray(v) for m, v in result.finals[name].items()},
-            diverged=result.diverged[name], layers=layers, activation_std=acts,
-            gradient_std=grads, seconds=time.perf_counter() - start,
-        )
+
+    return runs
