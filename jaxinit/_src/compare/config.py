@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import pathlib
 from typing import Any
 
 from jaxinit._src.compare.schemes import (
@@ -54,11 +55,13 @@ class CompareConfig:
     line, ``--batch-size=0: expected a positive integer``).
 
     Attributes:
-      arch: "mlp" (``depth`` hidden Dense layers) or "cnn" (``depth`` 3x3 conv layers,
-        'SAME' padding, on the 8x8 images); both end in a Dense layer to the 10 classes.
+      arch: "mlp" (``depth`` hidden Dense layers), "cnn" (``depth`` 3x3 conv layers,
+        'SAME' padding, on the 8x8 images), "vit" (``depth`` transformer blocks on 2x2
+        patches) or "gpt" (``depth`` causal blocks, next-byte prediction on ``text``).
       depth: number of hidden layers.
       width: units (mlp) or channels (cnn) of every hidden layer.
       activation: a name from :data:`CLI_ACTIVATIONS`.
+      text: for ``gpt``, the text file whose bytes are the tokens (None: the default).
       model, data, loss: ``pkg.mod:name`` or ``path/file.py:name`` specs of the user's
         model (factory), zero-argument data function and loss (instead of ``arch``).
       schemes: the schemes to compare (names of :data:`SCHEMES`).
@@ -77,8 +80,9 @@ class CompareConfig:
 
     arch: str = dataclasses.field(default="mlp", metadata=_option(
         NET, "mlp: DEPTH Dense layers of WIDTH units; cnn: DEPTH 3x3 conv layers of WIDTH "
-        "channels on the 8x8 images; both end in a Dense layer to the 10 classes "
-        "(default: %(default)s)", choices=ARCHS))
+        "channels on the 8x8 images; vit: DEPTH transformer blocks of width WIDTH on 2x2 "
+        "patches of the images; gpt: DEPTH causal transformer blocks predicting the next "
+        "byte of --text (default: %(default)s)", choices=ARCHS))
     depth: int = dataclasses.field(default=30, metadata=_option(
         NET, "number of hidden layers (default: %(default)s)", cli_type=int))
     width: int = dataclasses.field(default=64, metadata=_option(
@@ -87,6 +91,9 @@ class CompareConfig:
     activation: str = dataclasses.field(default="relu", metadata=_option(
         NET, f"activation after every hidden layer, one of {', '.join(CLI_ACTIVATIONS)} "
         "(default: %(default)s)", metavar="NAME"))
+    text: str | None = dataclasses.field(default=None, metadata=_option(
+        NET, "gpt: the text file to train on (default: the source of Python's argparse "
+        "module, which ships with Python)", metavar="FILE"))
     model: str | None = dataclasses.field(default=None, metadata=_option(
         USER, "pkg.module:factory or path/to/file.py:factory: a linen/nnx/Equinox module, "
         "a factory make(rngs) -> nnx.Module, or a zero-argument function returning a "
@@ -177,6 +184,11 @@ class CompareConfig:
                  "--model and --data together (your model on your data)")
         if self.model is None and self.loss is not None:
             fail("loss", self.loss, "--model and --data with it (a loss for your model)")
+        if self.text is not None:
+            if self.arch != "gpt":
+                fail("text", self.text, "--arch gpt with it (the corpus of the gpt)")
+            if not pathlib.Path(self.text).is_file():
+                fail("text", self.text, "an existing text file")
         if self.model is not None:
             lsuv = [s for s in self.schemes if SCHEMES[s].lsuv]
             if lsuv:

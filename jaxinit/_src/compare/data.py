@@ -1,8 +1,11 @@
-"""The data of the built-in comparison: scikit-learn's digits (bundled, offline)."""
+"""The data of the built-in comparison, offline: scikit-learn's digits (bundled) and,
+for the ``gpt`` architecture, the bytes of a text file (default: a source file that
+ships with Python)."""
 
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import numpy as np
 
@@ -23,7 +26,8 @@ def require() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Digits:
-    """scikit-learn's digits, split and standardized with the training set's statistics."""
+    """A train/test split: scikit-learn's digits, standardized with the training set's
+    statistics, or the byte windows of :func:`load_text`."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -52,4 +56,40 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Digits:
     x = (x - mean) / np.where(std > 0, std, 1.0)
     x = x.reshape(-1, 8, 8, 1).astype(np.float32)
     y = y.astype(np.int32)
+    return Digits(x[train], y[train], x[test], y[test])
+
+
+def default_text() -> pathlib.Path:
+    """The default corpus of ``--arch gpt``: the source of Python's ``argparse`` module
+    (about 100 kB of English and Python; it ships with every Python)."""
+    import argparse
+
+    return pathlib.Path(argparse.__file__)
+
+
+SEQ_LEN = 32
+
+
+def load_text(path: pathlib.Path | str | None = None, test_fraction: float = 0.2,
+              seed: int = 0, seq_len: int = SEQ_LEN) -> Digits:
+    """Next-byte prediction on a text file: windows of ``seq_len + 1`` bytes at stride
+    ``seq_len``; ``x`` the first ``seq_len`` bytes (int32 tokens in [0, 256)), ``y`` the
+    same shifted by one. The windows are split at random (``seed``).
+
+    Example:
+      >>> d = load_text()
+      >>> d.x_train.shape[1:], d.y_train.dtype, int(d.x_train.max()) < 256
+      ((32,), dtype('int32'), True)
+    """
+    data = np.frombuffer(pathlib.Path(path or default_text()).read_bytes(), np.uint8)
+    n = (data.size - 1) // seq_len
+    if n < 2:
+        raise ValueError(f"--text={str(path)!r}: {data.size} bytes; expected at least "
+                         f"{2 * seq_len + 1} bytes ({seq_len}-byte windows)")
+    starts = np.arange(n) * seq_len
+    windows = data[starts[:, None] + np.arange(seq_len + 1)].astype(np.int32)
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(test_fraction * n))
+    test, train = order[:n_test], order[n_test:]
+    x, y = windows[:, :-1], windows[:, 1:]
     return Digits(x[train], y[train], x[test], y[test])

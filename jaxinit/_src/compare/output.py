@@ -13,6 +13,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ def plot_loss_curves(result: CompareResult, path: pathlib.Path) -> pathlib.Path:
     across the seeds (a band), each seed's curve first smoothed over 10 steps."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    positive = []
+    top = 0.0
     for i, r in enumerate(result.runs):
         curves = np.asarray(r.curves, np.float64)
         smooth = np.stack([_moving_average(c, 10) for c in curves])
@@ -45,12 +46,14 @@ def plot_loss_curves(result: CompareResult, path: pathlib.Path) -> pathlib.Path:
         steps = np.arange(1, mean.size + 1)
         ax.plot(steps, mean, color=f"C{i}", lw=1.4, label=r.name)
         ax.fill_between(steps, mean - std, mean + std, color=f"C{i}", alpha=0.25, lw=0)
-        positive.append(np.all(mean - std > 0))
-    if result.runs and all(positive):
-        ax.set_yscale("log")
+        tail = (mean + std)[mean.size // 20:]
+        if np.isfinite(tail).any():
+            top = max(top, float(np.nanmax(tail)))
+    if top > 0:  # the first steps' spikes would flatten every curve
+        ax.set_ylim(0, 1.1 * top)
     ax.set(title=f"training loss: mean ± std over {result.seeds} seeds (10-step mean)\n"
-                 f"{result.description}", xlabel="step", ylabel="loss")
-    ax.title.set_fontsize(9)
+                 + textwrap.fill(result.description, 100), xlabel="step", ylabel="loss")
+    ax.title.set_fontsize(8)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -71,7 +74,7 @@ def plot_signal(result: CompareResult, path: pathlib.Path) -> pathlib.Path:
     ax_a.set(title="activation std at initialization", xlabel="layer", ylabel="std")
     ax_g.set(title="gradient std at initialization", xlabel="layer")
     ax_a.legend(fontsize=8)
-    fig.suptitle(result.description, fontsize=9)
+    fig.suptitle(textwrap.fill(result.description, 150), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._src.compare.config import CompareConfig
-from jaxinit._src.compare.data import Digits, load_digits
+from jaxinit._src.compare.data import Digits, load_digits, load_text
 from jaxinit._src.compare.models import make_model
 from jaxinit._src.compare.results import SchemeRuns, diverged_at
 from jaxinit._src.compare.schemes import Scheme
@@ -96,7 +96,8 @@ def make_trainer(config: CompareConfig, model: Any, data: Digits) -> Callable[..
 
 
 def init_variables(kernel_init: Any, shapes: Any, key: jax.Array) -> Any:
-    """Variables with ``kernel_init`` on every kernel and zero biases, for ``shapes`` (the
+    """Variables with ``kernel_init`` on every kernel and embedding, zero biases, unit
+    LayerNorm scales and N(0, 0.02^2) position embeddings, for ``shapes`` (the
     ``jax.eval_shape`` of the model's ``init``): what the model's own ``init`` draws, up
     to the key of each kernel (``fold_in(key, i)`` for the i-th leaf), without tracing the
     model again: one cached initializer call per kernel.
@@ -111,8 +112,14 @@ def init_variables(kernel_init: Any, shapes: Any, key: jax.Array) -> Any:
     """
 
     def draw(i: int, path: Any, leaf: jax.ShapeDtypeStruct) -> jax.Array:
-        if getattr(path[-1], "key", None) == "kernel":
-            return kernel_init(jax.random.fold_in(key, i), leaf.shape, leaf.dtype)
+        name = getattr(path[-1], "key", None)
+        k = jax.random.fold_in(key, i)
+        if name in ("kernel", "embedding"):
+            return kernel_init(k, leaf.shape, leaf.dtype)
+        if name == "scale":  # LayerNorm
+            return jnp.ones(leaf.shape, leaf.dtype)
+        if name == "pos_embedding":  # the transformers' position embedding
+            return 0.02 * jax.random.normal(k, leaf.shape, leaf.dtype)
         return jnp.zeros(leaf.shape, leaf.dtype)
 
     leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
@@ -127,7 +134,9 @@ class Runner:
 
     def __init__(self, config: CompareConfig) -> None:
         self.config = config
-        self.data = load_digits(config.test_fraction, config.seed)
+        self.data = (load_text(config.text, config.test_fraction, config.seed)
+                     if config.arch == "gpt" else
+                     load_digits(config.test_fraction, config.seed))
         self.model = make_model(config, he_normal())
         self.probe = jnp.asarray(self.data.x_train[: config.probe_batch])
         self.shapes = jax.eval_shape(self.model.init, jax.random.key(0), self.probe[:1])
@@ -173,10 +182,23 @@ class Runner:
 
     def signal(self, variables: Any) -> tuple[tuple[str, ...], tuple[float, ...],
                                               tuple[float, ...], dict[str, float]]:
-        """Per hidden layer, activation std and gradient std (unit Gaussian cotangent at
-        the logits), and the Jacobian spectrum of the hidden stack."""
+        """Per layer (the head excluded), activation std and gradient std, and the
+        Jacobian spectrum of the hidden stack. The gradient is w.r.t. each layer's output
+        for a unit Gaussian cotangent at the logits; for ``gpt`` (byte tokens in, which
+        :func:`~jaxinit.diagnostics.signal_stats` does not take) it is that of the
+        training loss, from :func:`jaxinit.diagnose`, and there is no Jacobian."""
         from jaxinit._src.diagnostics import jacobian_spectrum, signal_stats
 
+        if not jnp.issubdtype(self.probe.dtype, jnp.floating):
+            from jaxinit._src.diagnose import diagnose
+
+            y = jnp.asarray(self.data.y_train[: self.config.probe_batch])
+            d = diagnose(self.model, (self.probe, y), variables=variables, jacobian=False,
+                         batch_size=self.probe.shape[0])
+            layers = [layer for layer in d.layers if layer.path != "head"]
+            return (tuple(layer.path for layer in layers),
+                    tuple(float(layer.activation.std) for layer in layers),
+                    tuple(float(layer.grad_std) for layer in layers), {})
         report = signal_stats(self.model, self.probe, variables=variables)
         hidden = [layer for layer in report.layers if layer.name != "head"]
         acts = tuple(float(v) for v in report.activations_std()[: len(hidden)])
