@@ -93,6 +93,10 @@ def test_no_clear_winner_between_equal_schemes():
     result = cmp.results.summarize("", {}, "test_accuracy", True, 3, 2, ("a", "b"),
                                    [runs("a", [0.90, 0.92, 0.91]), runs("b", [0.91, 0.89, 0.92])])
     assert result.verdict.startswith("no clear winner among a, b")
+    one = cmp.SchemeRuns("a", "", np.zeros((1, 2)), {"test_accuracy": np.array([0.9])},
+                         (None,), ("a",), (1.0,), (1.0,))
+    single = cmp.results.summarize("", {}, "test_accuracy", True, 1, 2, ("a",), [one])
+    assert single.verdict.startswith("fewer than 2 finished seeds per scheme")
 
 
 def test_json_is_strict_and_complete(small, tmp_path):
@@ -166,6 +170,54 @@ def test_report_is_self_contained(small, tmp_path):
     assert small.verdict in page
 
 
+def _tiny(arch, scheme, **changes):
+    config = cmp.CompareConfig(arch=arch, depth=1, width=8, steps=4, seeds=2,
+                               schemes=(scheme,), optimizer="adam", lr=1e-3,
+                               batch_size=16, probe_batch=16, jacobian_examples=1, **changes)
+    return cmp.compare(config)
+
+
+def test_vit_on_patches():
+    (he,) = _tiny("vit", "he").runs
+    assert he.layers[:3] == ("embed", "pos", "layer0/ln1") and he.layers[-1] == "ln_f"
+    assert he.curves.shape == (2, 4) and set(he.jacobian) == {"mean_sq", "spread", "max", "min"}
+    # The patch embedding's output std is sigma_w * sqrt(sum of E[x^2] over the 4 pixels
+    # of a patch) <= sqrt(2/4) * 2 = 1.41 (standardized pixels, some constant at 0); the
+    # 4 x 8 kernel's 32 draws move the realized std by up to ~1.4x (3 sigma of a
+    # chi-square with 32 degrees of freedom). A LayerNorm follows: its output std is 1.
+    assert 0.5 < he.activation_std[0] < 2.5
+    assert abs(he.activation_std[2] - 1) < 0.01
+
+
+def test_gpt_on_the_bytes_of_a_text(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_bytes(bytes(range(32, 127)) * 20)
+    result = _tiny("gpt", "random", text=str(text))
+    (random,) = result.runs
+    assert random.layers[0] == "embed" and "layer0/mlp_out" in random.layers
+    assert random.jacobian == {} and random.curves.shape == (2, 4)
+    # Random's logits are ~N(0, (0.01 * sqrt(8))^2) at init: the first loss is the
+    # uniform next-byte loss ln 256 = 5.545 (to ~1e-3).
+    np.testing.assert_allclose(random.curves[:, 0], math.log(256), atol=0.01)
+    assert result.settings["text"] == str(text)
+
+
+def test_load_text_windows_are_the_file_bytes(tmp_path):
+    path = tmp_path / "t.txt"
+    raw = bytes(np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8))
+    path.write_bytes(raw)
+    d = cmp.load_text(path, test_fraction=0.25, seed=1)
+    x = np.concatenate([d.x_train, d.x_test])
+    y = np.concatenate([d.y_train, d.y_test])
+    assert x.shape == (31, 32) and len(d.x_test) == 8  # (1000 - 1) // 32 windows
+    np.testing.assert_array_equal(y[:, :-1], x[:, 1:])  # y is x shifted by one byte
+    windows = {raw[i:i + 33] for i in range(0, 31 * 32, 32)}
+    got = {bytes(np.append(a, b[-1]).astype(np.uint8)) for a, b in zip(x, y, strict=True)}
+    assert got == windows
+    # The default corpus ships with Python.
+    assert cmp.load_text().x_train.shape[0] > 1000
+
+
 def test_uniform_scheme_is_the_classic_bound():
     # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for every layer, whatever its shape.
     for shape in [(64, 32), (3, 3, 16, 8)]:
@@ -200,6 +252,8 @@ def test_uniform_scheme_is_the_classic_bound():
         ({"loss": "m:loss"}, "--loss"),
         ({"model": "no_colon", "data": "m:f"}, "--model"),
         ({"model": "m:f", "data": "m:g", "schemes": ("he", "lsuv")}, "--schemes"),
+        ({"text": __file__}, "--text"),  # only with --arch gpt
+        ({"arch": "gpt", "text": "/no/such/file.txt"}, "--text"),
     ],
 )
 def test_bad_config_names_the_option(changes, option):

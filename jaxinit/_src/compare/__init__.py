@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import jax
 
 from jaxinit._src.compare.config import CompareConfig, add_arguments, from_args
-from jaxinit._src.compare.data import Digits, load_digits, require
+from jaxinit._src.compare.data import Digits, load_digits, load_text, require
 from jaxinit._src.compare.models import make_model
 from jaxinit._src.compare.results import CompareResult, SchemeRuns, summarize
 from jaxinit._src.compare.schemes import (
@@ -153,6 +153,6 @@ def run(config: CompareConfig, out: Any, *, plots: bool = True, progress: bool =
 __all__ = [
     "ARCHS", "CLI_ACTIVATIONS", "DEFAULT_SCHEMES", "OPTIMIZERS", "SCHEMES", "CompareConfig",
     "CompareResult", "Digits", "Scheme", "SchemeRuns", "add_arguments", "compare",
-    "describe", "from_args", "init_variables", "prepare", "load_digits", "make_model",
+    "describe", "from_args", "init_variables", "prepare", "load_digits", "load_text", "make_model",
     "make_trainer", "run",
 ]

@@ -97,6 +97,13 @@ def make_transformer(config: CompareConfig, kernel_init: Any, vocab: int = 256) 
     causal = config.arch == "gpt"
     Block = _block(nn, w, act, causal)
 
+    class PosEmbed(nn.Module):  # a layer of its own: the top module owns no parameter
+        @nn.compact
+        def __call__(self, h: jax.Array) -> jax.Array:
+            pos = self.param("pos_embedding", nn.initializers.normal(0.02),
+                             (1, h.shape[1], h.shape[2]))
+            return h + pos.astype(h.dtype)
+
     class Transformer(nn.Module):
         @nn.compact
         def __call__(self, x: jax.Array, hidden: bool = False) -> jax.Array:
@@ -106,9 +113,7 @@ def make_transformer(config: CompareConfig, kernel_init: Any, vocab: int = 256) 
                 p = x.reshape(x.shape[0], 4, 2, 4, 2).transpose(0, 1, 3, 2, 4)
                 h = nn.Dense(w, kernel_init=kernel_init, name="embed")(
                     p.reshape(x.shape[0], 16, 4))
-            pos = self.param("pos_embedding", nn.initializers.normal(0.02),
-                             (1, h.shape[1], w))
-            h = h + pos.astype(h.dtype)
+            h = PosEmbed(name="pos")(h)
             for i in range(config.depth):
                 h = Block(kernel_init, name=f"layer{i}")(h)
             h = nn.LayerNorm(name="ln_f")(h)

@@ -79,6 +79,9 @@ def verdict(runs: Sequence[SchemeRuns], metric: str, higher_is_better: bool) -> 
     for r in runs:
         v = r.finals[metric][r.finished()]
         ranked[r.name] = v.tolist() if v.size >= 2 else [math.nan]
+    if all(not np.isfinite(v).all() for v in ranked.values()) and any(
+            r.finished().any() for r in runs):
+        return "fewer than 2 finished seeds per scheme: no significance test (--seeds 2+)"
     return welch_verdict(ranked, higher_is_better=higher_is_better)
 
 

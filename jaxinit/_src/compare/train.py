@@ -193,8 +193,11 @@ class Runner:
             from jaxinit._src.diagnose import diagnose
 
             y = jnp.asarray(self.data.y_train[: self.config.probe_batch])
-            d = diagnose(self.model, (self.probe, y), variables=variables, jacobian=False,
-                         batch_size=self.probe.shape[0])
+            # diagnose's statistics of the token input promote int32 to float32, which
+            # strict dtype promotion refuses.
+            with jax.numpy_dtype_promotion("standard"):
+                d = diagnose(self.model, (self.probe, y), variables=variables,
+                             jacobian=False, batch_size=self.probe.shape[0])
             layers = [layer for layer in d.layers if layer.path != "head"]
             return (tuple(layer.path for layer in layers),
                     tuple(float(layer.activation.std) for layer in layers),
