@@ -26,11 +26,13 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
 
 def chromium_path() -> str:
-    """The Chromium executable: ``$CHROMIUM`` if set, else the first on ``PATH``."""
+    """The Chromium executable: ``$CHROMIUM`` if set, else the first of
+    :data:`CANDIDATES` on ``PATH``."""
     found = os.environ.get("CHROMIUM") or next(
         (p for p in map(shutil.which, CANDIDATES) if p), None)
-    if not found:
-        missing("no Chromium on PATH (make test installs Debian's chromium)")
+    if not found or not os.access(found, os.X_OK):
+        missing(f"no Chromium ({found or 'none on PATH'}; make test installs Debian's "
+                "chromium)")
     return str(found)
 
 
