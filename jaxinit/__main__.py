@@ -1,7 +1,7 @@
 """The ``jaxinit`` command line (``python -m jaxinit`` or the ``jaxinit`` script).
 
 ``jaxinit compare`` answers "which initialization for my network?" by measurement: for
-a built-in MLP or small CNN, or the user's own model and data, and for each scheme, it
+a built-in MLP, CNN, ViT or GPT, or the user's own model and data, and for each scheme, it
 measures the signal at initialization and trains for several seeds, prints a table and
 a significance verdict, and writes plots, a JSON file and an HTML report. ``jaxinit diagnose``
 checks the user's own model at initialization (see ``jaxinit diagnose --help``).
@@ -23,9 +23,10 @@ from typing import Any
 from jaxinit._src import compare as cmp
 
 _DESCRIPTION = """\
-Which initialization suits this network? For a built-in MLP or small CNN of the chosen
-depth, width and activation on scikit-learn's digits (bundled, offline), or for your own
-model and data (--model, --data), and for each scheme: measure at initialization the
+Which initialization suits this network? For a built-in MLP, small CNN or ViT of the
+chosen depth, width and activation on scikit-learn's digits (bundled, offline), a small
+GPT on the bytes of a text file, or your own model and data (--model, --data), and for
+each scheme: measure at initialization the
 activation and gradient std at every layer, then train for --seeds seeds (seed i with the
 same keys for every scheme) with everything but the scheme fixed. Prints a table of mean
 +- std over the seeds and a verdict: a winner only when Welch's t-test between the two

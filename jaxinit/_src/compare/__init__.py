@@ -7,8 +7,12 @@ then trains every scheme for ``seeds`` seeds (seed i with the same keys for ever
 scheme) and ranks the schemes by a metric; a winner is named only when Welch's t-test
 over the seeds says so.
 
-The modules, each one concern, import one way: ``schemes`` <- ``config`` <- ``data``,
-``models`` <- ``results`` <- ``train``, ``user`` <- ``output`` <- this package.
+The modules, one concern each, import one way: ``schemes`` (the scheme table) <-
+``config`` (the options, validated once) <- ``models`` (the built-in architectures) <-
+``train`` (the built-in runs, also using ``data`` and ``results``); ``user`` (the user's
+model, through :func:`jaxinit.compare_model`) uses ``config``, ``results`` and
+``train``'s optimizer; ``output`` (files and the HTML report) uses ``results``; this
+module ties them together.
 optax, scikit-learn, matplotlib and tqdm are imported lazily, so ``import jaxinit``
 never needs them (``pip install 'jaxinit[cli]'``).
 """

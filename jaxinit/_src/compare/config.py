@@ -86,7 +86,8 @@ class CompareConfig:
     depth: int = dataclasses.field(default=30, metadata=_option(
         NET, "number of hidden layers (default: %(default)s)", cli_type=int))
     width: int = dataclasses.field(default=64, metadata=_option(
-        NET, "units (mlp) or channels (cnn) per hidden layer (default: %(default)s)",
+        NET, "units (mlp), channels (cnn) or model width (vit, gpt) per hidden layer "
+        "(default: %(default)s)",
         cli_type=int))
     activation: str = dataclasses.field(default="relu", metadata=_option(
         NET, f"activation after every hidden layer, one of {', '.join(CLI_ACTIVATIONS)} "
