@@ -13,6 +13,7 @@ The modules, one concern each, import one way: ``schemes`` (the scheme table) <-
 model, through :func:`jaxinit.compare_model`) uses ``config``, ``results`` and
 ``train``'s optimizer; ``output`` (files and the HTML report) uses ``results``; this
 module ties them together.
+
 optax, scikit-learn, matplotlib and tqdm are imported lazily, so ``import jaxinit``
 never needs them (``pip install 'jaxinit[cli]'``).
 """
