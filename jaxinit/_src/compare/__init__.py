@@ -21,7 +21,7 @@ never needs them (``pip install 'jaxinit[cli]'``).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import jax
@@ -51,17 +51,22 @@ def describe(config: CompareConfig) -> str:
             f"{c.optimizer} (lr {c.lr:g}, batch {c.batch_size})")
 
 
-def prepare(config: CompareConfig) -> Callable[[Any], Iterator[SchemeRuns]]:
-    """Loads and checks what ``config`` compares (ValueError naming the argument on bad
-    input), then returns ``runs(progress)``, which yields each scheme's runs as soon as
-    they have finished."""
+def prepare(config: CompareConfig) -> Callable[[Any, Callable[[SchemeRuns], None]], None]:
+    """Loads what ``config`` compares (ValueError naming the argument on bad input), then
+    returns ``run(progress, done)``, which trains every scheme and calls ``done(runs)``
+    as each finishes."""
     require()
     if config.user_model:
         from jaxinit._src.compare import user
 
         return user.prepare(config)
     runner = Runner(config)
-    return lambda progress: (runner.measure(SCHEMES[n], progress) for n in config.schemes)
+
+    def run(progress: Any, done: Callable[[SchemeRuns], None]) -> None:
+        for name in config.schemes:
+            done(runner.measure(SCHEMES[name], progress))
+
+    return run
 
 
 def _summarize(config: CompareConfig, runs: list[SchemeRuns]) -> CompareResult:
@@ -92,26 +97,37 @@ def compare(config: CompareConfig | None = None, *, progress: bool = False) -> C
     (Skipped in the doctests to save compilation time; ``tests/test_compare.py`` runs it.)
     """
     config = config or CompareConfig()
-    runs_of = prepare(config)
+    run_all = prepare(config)
+    runs: list[SchemeRuns] = []
     with _bar(config, progress) as bar:
-        runs = list(runs_of(bar))
+        run_all(bar, runs.append)
     return _summarize(config, runs)
 
 
 class _bar:
-    """A tqdm bar over schemes x seeds x steps on stderr (or None)."""
+    """A tqdm bar over schemes x seeds x steps on stderr, opened at its first use (so
+    that an error before training leaves stderr to the error), or None."""
 
     def __init__(self, config: CompareConfig, enabled: bool) -> None:
         self.config, self.enabled, self.bar = config, enabled, None
 
-    def __enter__(self) -> Any:
-        if self.enabled:
+    def _open(self) -> Any:
+        if self.bar is None:
             from tqdm.auto import tqdm
 
             c = self.config
             self.bar = tqdm(total=len(c.schemes) * c.seeds * c.steps, unit="step",
                             file=sys.stderr, leave=False)
         return self.bar
+
+    def update(self, n: int) -> None:
+        self._open().update(n)
+
+    def set_description(self, text: str) -> None:
+        self._open().set_description(text)
+
+    def __enter__(self) -> Any:
+        return self if self.enabled else None
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
@@ -132,15 +148,18 @@ def run(config: CompareConfig, out: Any, *, plots: bool = True, progress: bool =
     stream = stream or sys.stdout
     print(f"jaxinit compare: {describe(config)}; backend {jax.default_backend()}",
           file=stream, flush=True)
-    runs_of = prepare(config)
+    run_all = prepare(config)
     runs: list[SchemeRuns] = []
     interrupted = False
+
+    def done(r: SchemeRuns) -> None:
+        runs.append(r)
+        print(f"finished {r.name} ({len(runs)}/{len(config.schemes)}, {r.seconds:.1f} s)",
+              file=sys.stderr, flush=True)
+
     with _bar(config, progress) as bar:
         try:
-            for r in runs_of(bar):
-                runs.append(r)
-                print(f"finished {r.name} ({len(runs)}/{len(config.schemes)}, "
-                      f"{r.seconds:.1f} s)", file=sys.stderr, flush=True)
+            run_all(bar, done)
         except KeyboardInterrupt:
             interrupted = True
     result = _summarize(config, runs)

@@ -1,15 +1,16 @@
-"""`jaxinit compare --model ... --data ...`: the user's model, through
-:func:`jaxinit.compare_model`, one scheme at a time (so an interrupted run keeps the
-schemes that finished), plus each scheme's signal through depth at initialization
-(:func:`jaxinit.diagnostics.signal_stats` on the re-drawn parameters of the first
-seed)."""
+"""`jaxinit compare --model ... --data ...`: the user's model through
+:func:`jaxinit.compare_model` (all schemes in one call, one compiled training program;
+its ``on_result`` hands over each scheme as it finishes, so an interrupted run keeps
+them, and its ``progress`` moves the bar), plus each scheme's signal through depth at
+initialization (:func:`jaxinit.diagnostics.signal_stats` on the re-drawn parameters of
+the first seed)."""
 
 from __future__ import annotations
 
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -117,7 +118,7 @@ def as_user_error(e: Exception, config: CompareConfig) -> UserInputError:
     return UserInputError(f"{option}={spec!r}: {text}")
 
 
-def _signal(model: Any, arrays: Any, rules: Any, key: jax.Array, seeds: int, batch: int
+def _signal(model: Any, x: Any, rules: Any, key: jax.Array, seeds: int, batch: int
             ) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...]]:
     """Per layer, activation std and gradient std (unit Gaussian cotangent at the output,
     as for the built-in architectures) at the scheme's init, for the parameters of
@@ -127,7 +128,9 @@ def _signal(model: Any, arrays: Any, rules: Any, key: jax.Array, seeds: int, bat
     from jaxinit._src.diagnostics import signal_stats
     from jaxinit._src.tree import reinit
 
-    x = arrays[0][:batch]
+    if x is None:  # a batch function or iterable: no array to probe
+        return (), (), ()
+    x = jax.numpy.asarray(x)[:batch]
     built, variables = _build("compare", model, x[:1], None, None, key)
     adapter = probe.adapt("compare", built, variables=variables)
     params = reinit(adapter.trainable, jax.random.split(key, seeds)[0],
@@ -143,66 +146,68 @@ def _signal(model: Any, arrays: Any, rules: Any, key: jax.Array, seeds: int, bat
     return tuple(layer.name for layer in report.layers), acts, grads
 
 
-def prepare(config: CompareConfig) -> Callable[[Any], Iterator[SchemeRuns]]:
-    """Loads and checks the user's model, data and loss (one zero-step trace of the loss
-    on a batch), then returns ``runs(progress)``, which yields each scheme's
-    :class:`SchemeRuns` as soon as it has trained.
-
-    Raises :class:`UserInputError` (naming the argument) on bad input, before any
-    training.
+def prepare(config: CompareConfig) -> Callable[[Any, Callable[[SchemeRuns], None]], None]:
+    """Loads the user's model, data and loss, then returns ``run(progress, done)``, which
+    trains every scheme (bad data or a bad loss raise :class:`UserInputError`, naming
+    the argument, before the first step) and calls ``done(runs)`` as each finishes.
     """
-    from jaxinit._src import probe
     from jaxinit._src.compare.train import make_optimizer
-    from jaxinit._src.compare_user import _check_data, _rules, compare_model
-    from jaxinit._src.diagnose import _build, _default_loss
+    from jaxinit._src.compare_user import compare_model, default_rules
 
     assert config.model is not None and config.data is not None
     model = load_model(config.model)
     data = load_data(config.data)
     loss = None if config.loss is None else load_loss(config.loss)
     key = jax.random.key(config.seed)
-    try:
-        arrays = _check_data(data)
-        n = int(arrays[0].shape[0])
-        batch = min(config.batch_size, n)
-        built, variables = _build("compare_model", model, arrays[0][:1], None, None, key)
-        adapter = probe.adapt("compare_model", built, variables=variables)
-        objective = _default_loss if loss is None else loss
-        jax.eval_shape(lambda p: objective(lambda v: adapter.apply(p, v),
-                                           (arrays[0][:batch], arrays[1][:batch])),
-                       adapter.trainable)
-    except UserInputError:
-        raise
-    except (ValueError, TypeError) as e:
-        raise as_user_error(e, config) from e
-    except Exception as e:  # the user's model or loss, traced on the user's data
-        raise UserInputError(
-            f"--model={config.model!r}: applying it and the loss to a batch of the data "
-            f"failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}") from e
+    inits = {name: SCHEMES[name].build("linear") for name in config.schemes}
 
-    def runs(progress: Any) -> Iterator[SchemeRuns]:
-        for name in config.schemes:
-            init = SCHEMES[name].build("linear")
-            start = time.perf_counter()
+    def run(progress: Any, done: Callable[[SchemeRuns], None]) -> None:
+        start = time.perf_counter()
+        ticks: dict[str, int] = {}
+
+        def tick(scheme: str, seeds: int, steps_done: int) -> None:
             if progress is not None:
-                progress.set_description(f"{name} ({config.seeds} seeds at once)")
-            try:
-                result = compare_model(
-                    model, data, loss, schemes={name: init}, seeds=config.seeds,
-                    steps=config.steps, optimizer=make_optimizer(config),
-                    metric=config.metric, batch_size=batch, key=key,
-                )
-                layers, acts, grads = _signal(model, arrays, lambda t, i=init: _rules(t, i),
-                                              key, config.seeds, config.probe_batch)
-            except (ValueError, TypeError) as e:
-                raise as_user_error(e, config) from e
-            if progress is not None:
-                progress.update(config.seeds * config.steps)
-            yield SchemeRuns(
-                name=name, summary=SCHEMES[name].summary, curves=result.curves[name],
-                finals={m: np.asarray(v) for m, v in result.finals[name].items()},
-                diverged=result.diverged[name], layers=layers, activation_std=acts,
+                progress.set_description(f"{scheme} ({seeds} seeds at once)")
+                progress.update(seeds * (steps_done - ticks.get(scheme, 0)))
+            ticks[scheme] = steps_done
+
+        def finished(name: str, partial: Any) -> None:
+            nonlocal start
+            x = data[0] if isinstance(data, tuple | list) else None
+            layers, acts, grads = _signal(model, x, lambda t, i=inits[name]:
+                                          default_rules(t, i), key, config.seeds,
+                                          config.probe_batch)
+            done(SchemeRuns(
+                name=name, summary=SCHEMES[name].summary, curves=partial.curves[name],
+                finals={m: np.asarray(v) for m, v in partial.finals[name].items()},
+                diverged=partial.diverged[name], layers=layers, activation_std=acts,
                 gradient_std=grads, seconds=time.perf_counter() - start,
-            )
+            ))
+            start = time.perf_counter()
 
-    return runs
+        n = _examples(data)
+        try:
+            compare_model(
+                model, data, loss, schemes=inits, seeds=config.seeds, steps=config.steps,
+                optimizer=make_optimizer(config), metric=config.metric,
+                batch_size=None if n is None else min(config.batch_size, n), key=key,
+                on_result=finished, progress=tick,
+            )
+        except UserInputError:
+            raise
+        except (ValueError, TypeError) as e:
+            raise as_user_error(e, config) from e
+
+    return run
+
+
+def _examples(data: Any) -> int | None:
+    """The number of training examples of ``(x_train, y_train, x_test, y_test)`` or
+    ``(x, y)`` arrays (less the fifth compare_model holds out), else None."""
+    if not isinstance(data, tuple | list) or len(data) not in (2, 4):
+        return None
+    shape = getattr(data[0], "shape", None)
+    if not shape:
+        return None
+    n = int(shape[0])
+    return n if len(data) == 4 else n - n // 5

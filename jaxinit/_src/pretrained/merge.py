@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._src.base import check_choice
+from jaxinit._src.paths import path_str
 from jaxinit._src.pretrained.errors import PretrainedError
-from jaxinit._src.pretrained.formats import Format, Weights, join_path, open_weights
+from jaxinit._src.pretrained.formats import Format, Weights, open_weights
 from jaxinit._src.pretrained.initializer import cast
 from jaxinit._src.pretrained.layout import layout_hint
 from jaxinit._src.pretrained.report import LoadReport, Mismatch
@@ -41,7 +42,7 @@ class _Target:
 
     def rebuild(self, new: dict[str, Any]) -> Any:
         if self.kind == "tree":
-            leaves = [new.get(join_path(p), leaf) for p, leaf in self.entries]
+            leaves = [new.get(path_str(p), leaf) for p, leaf in self.entries]
             return jax.tree_util.tree_unflatten(self.treedef, leaves)
         from flax import nnx
 
@@ -73,9 +74,9 @@ def _flatten_target(target: Any) -> _Target:
     values = {}
     for path, leaf in entries:
         if not isinstance(leaf, jax.Array | np.ndarray | jax.ShapeDtypeStruct):
-            raise TypeError(f"load_pretrained: target leaf {join_path(path)!r} is a "
+            raise TypeError(f"load_pretrained: target leaf {path_str(path)!r} is a "
                             f"{type(leaf).__name__}, not an array or jax.ShapeDtypeStruct")
-        values[join_path(path)] = leaf
+        values[path_str(path)] = leaf
     collections = tuple(map(str, target)) if isinstance(target, Mapping) and "params" in target \
         else ()
     return _Target("tree", target, values, entries, treedef, collections)
