@@ -1,8 +1,9 @@
 """The files of `jaxinit compare`: ``results.json``, the PNG plots and ``report.html``.
 
-Everything is written into a fresh temporary folder next to ``--out`` and moved into
-``--out`` at the end, file by file with :func:`os.replace`, so ``--out`` never holds a
-half-written file (and nothing at all when the comparison fails).
+Everything is written into a fresh temporary folder next to ``--out`` and moved at the
+end: renamed to ``--out`` when that does not exist yet, else moved into it file by file
+with :func:`os.replace`, so ``--out`` never holds a half-written file (and nothing at
+all when the comparison fails).
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ class Staging:
 
     def commit(self) -> list[pathlib.Path]:
         names = sorted(p.name for p in self.folder.iterdir())
+        if not self.out.exists():  # the whole folder at once
+            os.replace(self.folder, self.out)
+            return [self.out / n for n in names]
         self.out.mkdir(parents=True, exist_ok=True)
         for name in names:
             os.replace(self.folder / name, self.out / name)
