@@ -59,6 +59,11 @@ def data_bad_shape():
 def data_with_args(n):
     return data()
 
+def data_batch_function():
+    def batch(key, step):
+        return data()[:2]
+    return batch
+
 def loss_mean(apply, batch):
     x, y = batch
     return optax.softmax_cross_entropy_with_integer_labels(apply(x), y).mean()
@@ -187,6 +192,7 @@ def _bad(user, tmp_path, **options):
         ({"__data": "FILE:data_bad_shape"}, "y_train shape (64, 2)"),
         ({"__data": "FILE:data_float_labels"}, "expected integer class labels"),
         ({"__data": "FILE:data_with_args"}, "takes arguments; expected a zero-argument"),
+        ({"__data": "FILE:data_batch_function"}, "expected (x_test, y_test) arrays"),
         ({"__loss": "FILE:loss_vector"}, "returned a value of shape (64,); expected a scalar"),
         ({"__schemes": "he,nope"}, "--schemes='he,nope'"),
         ({"__schemes": "he,lsuv"}, "no lsuv with --model"),

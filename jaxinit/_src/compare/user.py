@@ -103,8 +103,10 @@ def load_loss(spec: str) -> Callable[..., Any]:
     return loss
 
 
-_ARGUMENT = {"data": "--data", "model": "--model", "loss": "--loss",
-             "batch_size": "--batch-size", "batch_size=": "--batch-size"}
+# compare_model's messages start with the parameter at fault; the CLI has no --test, so
+# a missing test split is the data's.
+_ARGUMENT = {"data": "--data", "test": "--data", "model": "--model", "loss": "--loss",
+             "batch_size": "--batch-size"}
 
 
 def as_user_error(e: Exception, config: CompareConfig) -> UserInputError:
