@@ -23,7 +23,9 @@ sys.path.insert(0, str(ROOT))
 # The notebooks read their size from the environment (``ci``: the grid the test suite
 # runs, minutes on 2 CPU cores; ``full`` is ``make notebooks``); the kernels inherit it.
 os.environ.setdefault("JAXINIT_NOTEBOOK_SIZE", "ci")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Figures are shown by the kernel's inline backend; a headless MPLBACKEND=Agg (as the test
+# suite sets) would leave the pages without them.
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 import jaxinit  # noqa: E402
 
