@@ -44,7 +44,7 @@ def linear(weight: Any) -> Any:
 
 
 def conv(weight: Any) -> Any:
-    """PyTorch ``nn.Conv1d/2d/3d`` weight ``(out, in/groups, *k)`` -> Flax kernel ``(*k, in/groups, out)``.
+    """PyTorch ``nn.Conv1d/2d/3d`` weight ``(out, in/groups, *k)`` -> Flax ``(*k, in/groups, out)``.
 
     Grouped and depthwise convolutions need no special case: both frameworks store the
     per-group input channels in the same axis (use ``feature_group_count=groups`` in Flax).
