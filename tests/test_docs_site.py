@@ -193,6 +193,7 @@ def test_page_in_browser(site, browser, base_url, path, min_math, min_images):
     page.on("pageerror", lambda e: errors.append(str(e)))
     failed: list[str] = []
     page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.url}: {r.status}"))
     response = page.goto(base_url + path, wait_until="networkidle")
     assert response is not None and response.ok, f"{path}: HTTP {response and response.status}"
     assert "jaxinit" in page.title()
@@ -203,7 +204,7 @@ def test_page_in_browser(site, browser, base_url, path, min_math, min_images):
     broken = sorted({h for h in hrefs
                      if (t := local_target(site, base_url, h)) is not None and not t.is_file()})
     assert not broken, f"{path}: links to missing pages {broken}"
-    assert not failed, f"{path}: requests failed: {failed}"
+    assert not failed, f"{path}: requests failed (a missing script, style or image): {failed}"
 
     # Math: MathJax typesets every math element into an <mjx-container> inside it.
     math = page.locator("span.math, div.math")
