@@ -77,7 +77,11 @@ napoleon_numpy_docstring = False
 # Doctests: only the explicit ``{doctest}`` blocks of the pages (the library's docstring
 # examples are run by pytest's --doctest-modules in the unit tests).
 doctest_test_doctest_blocks = ""
-doctest_global_setup = "import os; os.chdir(__import__('tempfile').mkdtemp())"
+# The examples write small files (a checkpoint, a tiny Hugging Face directory): in the build.
+doctest_global_setup = (
+    f"import os; os.makedirs({str(BUILD / 'doctest_cwd')!r}, exist_ok=True); "
+    f"os.chdir({str(BUILD / 'doctest_cwd')!r})"
+)
 
 
 def _write(path: pathlib.Path, text: str) -> None:
