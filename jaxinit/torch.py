@@ -1,7 +1,7 @@
 """PyTorch's initializers, with PyTorch's semantics, for Flax's weight layouts.
 
-PyTorch stores a Linear weight as (out, in) and a convolution as (out, in, *k); Flax
-stores (in, out) and (*k, in, out) (HWIO). The fans are the same numbers (fan_in =
+PyTorch stores a Linear weight as (out, in) and a convolution as ``(out, in, *k)``; Flax
+stores (in, out) and ``(*k, in, out)`` (HWIO). The fans are the same numbers (fan_in =
 in * prod(k), fan_out = out * prod(k)), so every scheme here is a core jaxinit scheme
 with PyTorch's arguments: ``kaiming_normal`` is ``variance_scaling`` with an
 *untruncated* normal, ``linear()`` is PyTorch's default ``nn.Linear``/``nn.ConvNd``

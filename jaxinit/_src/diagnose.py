@@ -545,7 +545,7 @@ def diagnose(
       checked when a layer is zero-initialized, which zeroes the gradients before it);
       the residual stream growing by 100 across the blocks;
     - *dead*: at least half of the units of an activation <= 0 on every example;
-    - *saturated*: at least half of the entries of a bounded activation (max |v| <= 1)
+    - *saturated*: at least half of the entries of a bounded activation (``max |v| <= 1``)
       at :math:`|v| \ge` ``saturation``;
     - *loss*: the loss above 1.5 :math:`\log C`.
 
@@ -571,7 +571,7 @@ def diagnose(
       jacobian_examples: examples whose Jacobian spectrum is taken (pooled).
       jacobian: whether to compute the Jacobian spectrum (one more compiled program).
       key: key of a linen init, an nnx factory and ``batch(key, step)`` (default fixed).
-      saturation: the |v| counted as saturated.
+      saturation: the ``|v|`` counted as saturated.
       apply_kwargs: extra keyword arguments of the model call (e.g. ``train=False``).
 
     Returns:

@@ -317,7 +317,7 @@ def _tiny_log(x: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class LRUNuLog(InitializerBase):
-    """The LRU's ``nu_log``: eigenvalue magnitudes uniform on the ring r_min <= |λ| <= r_max.
+    """The LRU's ``nu_log``: eigenvalue magnitudes uniform on the ring ``r_min <= |λ| <= r_max``.
 
     .. math::
         \\nu_{\\log} = \\log\\bigl(-\\tfrac12 \\log(u (r_{\\max}^2 - r_{\\min}^2)

@@ -367,7 +367,7 @@ def trunc_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float 
 def orthogonal(gain: float = 1.0) -> Orthogonal:
     """PyTorch's ``orthogonal_``: a Haar-random (semi-)orthogonal matrix times ``gain``.
 
-    PyTorch flattens its (out, in, *k) weight to (out, in * prod(k)); in Flax's layout
+    PyTorch flattens its ``(out, in, *k)`` weight to (out, in * prod(k)); in Flax's layout
     that matrix, transposed, is the (prod(k) * in, out) matrix of
     ``jaxinit.orthogonal(gain, column_axis=-1)``, so PyTorch's orthonormal rows are
     orthonormal columns here (and vice versa).

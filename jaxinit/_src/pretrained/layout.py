@@ -44,7 +44,7 @@ def linear(weight: Any) -> Any:
 
 
 def conv(weight: Any) -> Any:
-    """PyTorch ``nn.Conv1d/2d/3d`` weight (out, in/groups, *k) -> Flax kernel (*k, in/groups, out).
+    """PyTorch ``nn.Conv1d/2d/3d`` weight ``(out, in/groups, *k)`` -> Flax ``(*k, in/groups, out)``.
 
     Grouped and depthwise convolutions need no special case: both frameworks store the
     per-group input channels in the same axis (use ``feature_group_count=groups`` in Flax).
@@ -66,12 +66,12 @@ def conv(weight: Any) -> Any:
 
 
 def conv_transpose(weight: Any) -> Any:
-    """PyTorch ``nn.ConvTranspose*d`` weight (in, out, *k) -> Flax ``ConvTranspose`` kernel.
+    """PyTorch ``nn.ConvTranspose*d`` weight ``(in, out, *k)`` -> Flax ``ConvTranspose`` kernel.
 
     PyTorch's transposed convolution is the gradient of a convolution, which equals a
     fractionally strided convolution with the kernel flipped in space; Flax's
     ``ConvTranspose`` (``transpose_kernel=False``, the default) does not flip, so the
-    spatial axes are reversed here. The result has shape (*k, in, out). Only
+    spatial axes are reversed here. The result has shape ``(*k, in, out)``. Only
     ``groups=1`` is supported (Flax's ``ConvTranspose`` has no groups). Match PyTorch's
     ``padding=p`` with Flax ``padding=[(k - 1 - p, k - 1 - p + output_padding)] * ndim``.
 
@@ -152,11 +152,11 @@ class linear_after_flatten:  # a converter, called like a function
     """Fixes the flatten order of a Linear that follows a conv feature map.
 
     PyTorch flattens a (C, H, W) feature map channel-first, Flax flattens (H, W, C)
-    channel-last; the Linear weight (out, C*H*W) is reordered to a Flax kernel
-    (H*W*C, out) so both networks compute the same function.
+    channel-last; the Linear weight ``(out, C*H*W)`` is reordered to a Flax kernel
+    ``(H*W*C, out)`` so both networks compute the same function.
 
     Args:
-      chw: the PyTorch feature-map shape before flattening, channels first (C, *spatial).
+      chw: the PyTorch feature-map shape before flattening, channels first ``(C, *spatial)``.
 
     Example:
       >>> import numpy as np, jaxinit

@@ -69,7 +69,7 @@ def rules(
       prefix: literal key prefixes that may precede every PyTorch name.
       transposed: regexes of module paths (no collection) holding transposed convs
         (needed for linen; nnx ``ConvTranspose`` modules are found automatically).
-      flatten: module path -> PyTorch feature-map shape (C, *spatial) for a Linear that
+      flatten: module path -> PyTorch feature-map shape ``(C, *spatial)`` for a Linear that
         follows a flatten of conv features.
 
     Returns:
