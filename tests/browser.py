@@ -1,4 +1,4 @@
-"""Headless Chromium for tests that check pages render: ``open_page(path)``.
+"""Headless Chromium for tests that check pages render: ``launch()``, ``open_page(path)``.
 
 The browser is the system's Chromium (``make test`` installs Debian's ``chromium`` when
 it is missing), driven by Playwright with ``executable_path``: Playwright's own browser
@@ -37,21 +37,29 @@ def chromium_path() -> str:
 
 
 @contextlib.contextmanager
-def open_page(path: pathlib.Path, timeout_ms: int = 30_000) -> Iterator["object"]:
-    """A Playwright ``Page`` with the local file ``path`` loaded (``load`` event fired:
-    images decoded), in a fresh headless Chromium with no network; closed on exit."""
+def launch() -> Iterator["object"]:
+    """A Playwright ``Browser``: the system Chromium, headless, closed on exit."""
     require("playwright", "pip install playwright")
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
     with sync_playwright() as p:
+        # --no-sandbox: Chromium refuses to start its sandbox as root (CI runs as root).
         browser = p.chromium.launch(executable_path=executable, headless=True,
-                                    args=["--no-sandbox"])
+                                    args=["--no-sandbox", "--disable-gpu"])
         try:
-            context = browser.new_context(offline=True)
-            page = context.new_page()
-            page.set_default_timeout(timeout_ms)
-            page.goto(pathlib.Path(path).resolve().as_uri(), wait_until="load")
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def open_page(path: pathlib.Path, timeout_ms: int = 30_000) -> Iterator["object"]:
+    """A Playwright ``Page`` with the local file ``path`` loaded (``load`` event fired:
+    images decoded), in a fresh headless Chromium with no network; closed on exit."""
+    with launch() as browser:
+        context = browser.new_context(offline=True)  # type: ignore[attr-defined]
+        page = context.new_page()
+        page.set_default_timeout(timeout_ms)
+        page.goto(pathlib.Path(path).resolve().as_uri(), wait_until="load")
+        yield page

@@ -19,13 +19,13 @@ import os
 import pathlib
 import pkgutil
 import re
-import shutil
 import threading
 import types
 import urllib.parse
 from collections.abc import Iterator
 
 import pytest
+from browser import launch
 from conftest import missing
 
 import jaxinit
@@ -134,30 +134,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    missing("no Chromium executable on PATH (Debian: apt-get install chromium)")
-    raise AssertionError  # unreachable: missing() skips or fails
-
-
 @pytest.fixture(scope="module")
 def browser(site):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright is not installed (pip install '.[docs]')")
-    executable = chromium_path()
-    with sync_playwright() as p:
-        # --no-sandbox: Chromium refuses to start its sandbox as root (CI runs as root).
-        b = p.chromium.launch(executable_path=executable, headless=True,
-                              args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch() as b:
+        yield b
 
 
 @pytest.fixture(scope="module")
