@@ -91,6 +91,7 @@ class Weights(Mapping[str, np.ndarray]):
         metadata: Mapping[str, Any] | None = None,
         allow_nonfinite: bool = False,
         keepalive: Any = None,
+        slicer: Callable[[str, tuple[slice, ...]], np.ndarray] | None = None,
     ) -> None:
         self.name = name
         self.format = fmt
@@ -100,6 +101,7 @@ class Weights(Mapping[str, np.ndarray]):
         self._metadata = dict(metadata or {})
         self.allow_nonfinite = allow_nonfinite
         self._keepalive = keepalive  # keeps an in-memory source alive while id() names it
+        self._slicer = slicer
 
     # --- Mapping -----------------------------------------------------------------
     def __getitem__(self, key: str) -> np.ndarray:
@@ -121,6 +123,39 @@ class Weights(Mapping[str, np.ndarray]):
         if array.flags.writeable:
             array = array.view()
             array.flags.writeable = False
+        return array
+
+    def read_slice(self, key: str, index: tuple[slice, ...]) -> np.ndarray:
+        """``weights[key][index]``, reading only those bytes where the format allows it.
+
+        `index` holds one ``slice`` (step None or 1) per axis. Safetensors files and
+        Hugging Face safetensors directories read just the slice (the tensor's byte
+        range is memory-mapped for this read only); other formats read the whole array
+        and slice it. The slice is
+        checked like a whole array (shape, dtype, finiteness).
+        """
+        spec = self.spec(key)
+        if (not isinstance(index, tuple) or len(index) != len(spec.shape)
+                or not all(isinstance(s, slice) and s.step in (None, 1) for s in index)):
+            raise ValueError(f"Weights.read_slice: index={index!r} for key {key!r} must hold "
+                             f"{len(spec.shape)} slices with step 1 (one per axis)")
+        want = tuple(len(range(*s.indices(n))) for s, n in zip(index, spec.shape, strict=True))
+        if self._slicer is None:
+            return self[key][index]
+        try:
+            array = np.asarray(self._slicer(key, index))
+        except PretrainedError:
+            raise
+        except Exception as e:  # a format library's error, wrapped with the key
+            raise PretrainedError(
+                f"{self.name}: cannot read key {key!r}{list(index)}: {type(e).__name__}: {e}"
+            ) from e
+        if array.shape != want or array.dtype != spec.dtype:
+            raise PretrainedError(
+                f"{self.name}: key {key!r}{list(index)} read as {array.dtype}"
+                f"{list(array.shape)}, expected {spec.dtype}{list(want)}; the file is corrupted"
+            )
+        check_finite(self.name, key, array, self.allow_nonfinite)
         return array
 
     def __contains__(self, key: object) -> bool:
@@ -218,7 +253,9 @@ def open_weights(
     Args:
       source: a path (a file, an orbax checkpoint directory, or a Hugging Face model
         directory with ``model.safetensors`` or ``model.safetensors.index.json`` and its
-        shards; its ``config.json`` is in ``metadata["config"]``), a mapping or pytree of
+        shards, or with ``trusted=True`` ``pytorch_model.bin`` or its sharded index; shards
+        are opened only when one of their keys is needed and its ``config.json`` is in
+        ``metadata["config"]``), a mapping or pytree of
         arrays, or an existing :class:`Weights` (returned as is).
       format: "auto" (from the suffix, else the file's magic bytes), "safetensors",
         "npz", "msgpack" (Flax), "orbax", "torch" (``.pt``/``.bin``), "hf" (a Hugging
@@ -268,7 +305,7 @@ def open_weights(
             )
         if fmt == "hf":
             from jaxinit._src.pretrained.hf_dir import open_hf_dir
-            return open_hf_dir(path, allow_nonfinite)
+            return open_hf_dir(path, allow_nonfinite, trusted)
         opener = {"safetensors": _open_safetensors, "npz": _open_npz,
                   "msgpack": _open_msgpack, "orbax": _open_orbax, "torch": _open_torch}
         if fmt not in opener:
@@ -490,8 +527,23 @@ def _open_safetensors(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
             raise PretrainedError(f"{name}: key {key!r}: file truncated while reading")
         return np.frombuffer(buffer, dtype=spec.dtype.newbyteorder("<")).reshape(spec.shape)
 
+    def read_slice(key: str, index: tuple[slice, ...]) -> np.ndarray:
+        # The tensor's byte range is memory-mapped for this read only: just the pages
+        # holding tensor[index] are touched, then unmapped.
+        begin, _ = offsets[key]
+        spec = specs[key]
+        if math.prod(spec.shape) == 0 or not spec.shape:
+            return read(key)[index]
+        mapped = np.memmap(path, dtype=spec.dtype.newbyteorder("<"), mode="r",
+                           offset=data_start + begin, shape=spec.shape)
+        try:
+            return np.array(mapped[index])
+        finally:
+            del mapped
+
     return Weights(name=name, fmt="safetensors", identity=file_identity(path, "safetensors"),
-                   specs=specs, reader=read, metadata=metadata, allow_nonfinite=allow_nonfinite)
+                   specs=specs, reader=read, metadata=metadata, allow_nonfinite=allow_nonfinite,
+                   slicer=read_slice)
 
 
 def _open_npz(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
