@@ -70,6 +70,8 @@ from jaxinit._src.pretrained.initializer import pretrained as pretrained
 from jaxinit._src.pretrained.merge import LoadWarning as LoadWarning
 from jaxinit._src.pretrained.merge import load_pretrained as load_pretrained
 from jaxinit._src.pretrained.report import LoadReport as LoadReport
+from jaxinit._src.pretrained.stream import StreamReport as StreamReport
+from jaxinit._src.pretrained.stream import stream_pretrained as stream_pretrained
 from jaxinit._src.recipes import recipe as recipe
 from jaxinit._src.schemes import constant as constant
 from jaxinit._src.schemes import glorot_normal as glorot_normal
@@ -188,6 +190,8 @@ __all__ = [
     "load_pretrained",
     "LoadReport",
     "LoadWarning",
+    "stream_pretrained",
+    "StreamReport",
     "PretrainedError",
     "layout",
     "hf",
