@@ -65,6 +65,7 @@ from jaxinit._src.orthogonal import orthogonal as orthogonal
 from jaxinit._src.pretrained.errors import PretrainedError as PretrainedError
 from jaxinit._src.pretrained.formats import Weights as Weights
 from jaxinit._src.pretrained.formats import open_weights as open_weights
+from jaxinit._src.pretrained.hf_export import save_hf as save_hf
 from jaxinit._src.pretrained.initializer import Pretrained as Pretrained
 from jaxinit._src.pretrained.initializer import pretrained as pretrained
 from jaxinit._src.pretrained.merge import LoadWarning as LoadWarning
@@ -192,6 +193,7 @@ __all__ = [
     "LoadWarning",
     "stream_pretrained",
     "StreamReport",
+    "save_hf",
     "PretrainedError",
     "layout",
     "hf",

@@ -79,6 +79,7 @@ PRETRAINED = {
     "LoadWarning",
     "stream_pretrained",
     "StreamReport",
+    "save_hf",
     "PretrainedError",
     "layout",
     "hf",

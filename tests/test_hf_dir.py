@@ -124,8 +124,7 @@ def test_a_shard_is_opened_only_when_one_of_its_keys_is_needed(tmp_path, opened)
     target = {"layer0": {"kernel": np.zeros((3, 4), np.float32)},
               "layer2": {"kernel": np.zeros((3, 4), np.float32)}}
     rules = [(r"layer(\d)\.weight", r"layer\1/kernel", jaxinit.layout.linear)]
-    params, report = jaxinit.load_pretrained(target, tmp_path, rules=rules,
-                                             ignore=r"layer1\..*")
+    params, _ = jaxinit.load_pretrained(target, tmp_path, rules=rules, ignore=r"layer1\..*")
     np.testing.assert_array_equal(params["layer2"]["kernel"], arrays["layer2.weight"].T)
     assert sorted({f for f in opened if f.endswith(".safetensors")}) == [
         "model-00001-of-00003.safetensors", "model-00003-of-00003.safetensors"]

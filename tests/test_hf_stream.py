@@ -44,7 +44,7 @@ def hf_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("stream")
     rng = np.random.default_rng(0)
     weight_map = {}
-    for i, (key, (shape, _, _)) in enumerate(KEYS.items()):
+    for i, key in enumerate(KEYS):
         shard = f"model-{i // 2 + 1:05d}-of-00002.safetensors"
         weight_map[key] = shard
     for shard in sorted(set(weight_map.values())):
@@ -59,7 +59,7 @@ def hf_dir(tmp_path_factory):
 
 def _target(mesh, specs, dtype=jnp.float32):
     tree: dict = {}
-    for key, (shape, path, transform) in KEYS.items():
+    for shape, path, transform in KEYS.values():
         flax_shape = shape[::-1] if transform is not None else shape
         node = tree
         *parents, leaf = path.split("/")

@@ -109,7 +109,8 @@ class _Shards(Mapping[str, Any]):
         return len(self._map)
 
 
-def _read_index(path: pathlib.Path, index_file: pathlib.Path) -> dict[str, str]:
+def _read_index(path: pathlib.Path, index_file: pathlib.Path
+                ) -> tuple[dict[str, str], dict[str, Any]]:
     try:
         index = json.loads(index_file.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -124,7 +125,7 @@ def _read_index(path: pathlib.Path, index_file: pathlib.Path) -> dict[str, str]:
             raise PretrainedError(f"{index_file}: key {key!r} names shard {shard!r}, "
                                   f"which is not a file in {path}")
     metadata = index.get("metadata", {})
-    return {"__metadata__": metadata if isinstance(metadata, dict) else {}, **weight_map}
+    return weight_map, metadata if isinstance(metadata, dict) else {}
 
 
 def open_hf_dir(path: pathlib.Path, allow_nonfinite: bool, trusted: bool = False) -> Any:
@@ -159,8 +160,7 @@ def open_hf_dir(path: pathlib.Path, allow_nonfinite: bool, trusted: bool = False
             slicer=one._slicer,
             metadata={**one.metadata, "config": config}, allow_nonfinite=allow_nonfinite)
     index_file = path / str(layout)
-    weight_map = _read_index(path, index_file)
-    metadata = weight_map.pop("__metadata__")
+    weight_map, metadata = _read_index(path, index_file)
     opener = formats._open_torch if torch else formats._open_safetensors
     shards = _Shards(path, index_file, weight_map,
                      lambda file: opener(file, allow_nonfinite))

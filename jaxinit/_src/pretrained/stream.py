@@ -205,7 +205,7 @@ def stream_pretrained(
             for name, path in outs:
                 host = np.asarray(out[name])
                 new[path] = _place(host.shape, tgt.values[path], path, report,
-                                   lambda index, host=host: host[index], f"key {key!r}")
+                                   host.__getitem__, f"key {key!r}")
         report.loaded.update({p: key for _, p in outs})
     report.loaded = {p: report.loaded[p] for p in tgt.values if p in report.loaded}
     return tgt.rebuild(new), report
@@ -260,8 +260,9 @@ def _place(shape: tuple[int, ...], leaf: Any, path: str, report: StreamReport,
     cache: dict[tuple[tuple[int, int], ...], np.ndarray] = {}
     underflow, source_dtype = 0, None
 
-    def callback(index: tuple[Any, ...]) -> np.ndarray:
+    def callback(index: tuple[slice, ...] | None) -> np.ndarray:
         nonlocal underflow, source_dtype
+        assert index is not None  # jax passes one slice per axis
         index = _concrete(index, shape)
         spans = tuple((s.start, s.stop) for s in index)
         if spans not in cache:
