@@ -215,11 +215,23 @@ class Weights(Mapping[str, np.ndarray]):
         return f"Weights({self.name!r}, format={self.format!r}, keys={len(self)})"
 
 
+# Exponent masks of the 16-bit float formats: inf and NaN are those with every exponent bit
+# set (IEEE 754 binary16; bfloat16 keeps float32's 8-bit exponent).
+_EXPONENT_BITS = {np.dtype(np.float16): np.uint16(0x7C00),
+                  np.dtype(jnp.bfloat16): np.uint16(0x7F80)}
+
+
 def check_finite(name: str, key: str, array: np.ndarray, allow_nonfinite: bool) -> None:
     """Rejects NaN/inf in a float or complex array unless `allow_nonfinite`."""
     inexact = array.dtype.kind in "fc" or jax.dtypes.issubdtype(array.dtype, np.floating)
     if allow_nonfinite or not inexact:
         return
+    exponent = _EXPONENT_BITS.get(array.dtype)
+    if exponent is not None:  # all-ones exponent is inf/NaN: an integer test, much faster
+        bits = np.ascontiguousarray(array).view(np.uint16)
+        # Masked values are at most the mask, which only an all-ones exponent reaches.
+        if bits.size == 0 or np.bitwise_and(bits, exponent).max() != exponent:
+            return
     finite = np.isfinite(array)
     if not finite.all():
         bad = int(array.size - np.count_nonzero(finite))
@@ -528,12 +540,22 @@ def _open_safetensors(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
         return np.frombuffer(buffer, dtype=spec.dtype.newbyteorder("<")).reshape(spec.shape)
 
     def read_slice(key: str, index: tuple[slice, ...]) -> np.ndarray:
-        # The tensor's byte range is memory-mapped for this read only: just the pages
-        # holding tensor[index] are touched, then unmapped.
+        # Whole rows are one contiguous read; any other slice memory-maps the tensor's
+        # byte range for this read only, touching just the pages holding tensor[index].
         begin, _ = offsets[key]
         spec = specs[key]
         if math.prod(spec.shape) == 0 or not spec.shape:
             return read(key)[index]
+        bounds = [s.indices(n)[:2] for s, n in zip(index, spec.shape, strict=True)]
+        if all(b == (0, n) for b, n in zip(bounds[1:], spec.shape[1:], strict=True)):
+            # Whole rows: one contiguous byte range, read straight into the result.
+            (start, stop), row = bounds[0], math.prod(spec.shape[1:]) * spec.dtype.itemsize
+            out = np.empty((max(stop - start, 0), *spec.shape[1:]), spec.dtype)
+            with open(path, "rb") as f:
+                f.seek(data_start + begin + start * row)
+                if f.readinto(out.reshape(-1).view(np.uint8)) != out.nbytes:
+                    raise PretrainedError(f"{name}: key {key!r}: file truncated while reading")
+            return out
         mapped = np.memmap(path, dtype=spec.dtype.newbyteorder("<"), mode="r",
                            offset=data_start + begin, shape=spec.shape)
         try:
