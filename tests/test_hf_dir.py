@@ -148,11 +148,12 @@ def test_read_slice_reads_the_slice_in_every_dtype(tmp_path):
     raw = json.dumps(header).encode()
     (tmp_path / "model.safetensors").write_bytes(len(raw).to_bytes(8, "little") + raw + data)
     w = jaxinit.open_weights(tmp_path)
-    index = (slice(1, 4), slice(2, 7))
-    for k, a in arrays.items():
-        got = w.read_slice(k, index)
-        assert got.dtype == a.dtype and got.shape == (3, 5)
-        np.testing.assert_array_equal(got.view(np.uint8), a[index].view(np.uint8))
+    for index in [(slice(1, 4), slice(2, 7)), (slice(1, 4), slice(None)),  # mapped; rows
+                  (slice(None), slice(None))]:
+        for k, a in arrays.items():
+            got = w.read_slice(k, index)
+            assert got.dtype == a.dtype and got.shape == a[index].shape
+            np.testing.assert_array_equal(got.view(np.uint8), a[index].view(np.uint8))
     with pytest.raises(ValueError, match=r"read_slice: index=.*2 slices with step 1"):
         w.read_slice("f32", (slice(0, 4, 2), slice(None)))
 
@@ -187,3 +188,15 @@ def test_pytorch_bin_directory_needs_trusted(tmp_path, sharded):
     np.testing.assert_array_equal(w.read_slice("a.weight", (slice(1, 3), slice(0, 1))),
                                   oracle["a.weight"][1:3, 0:1])
     assert w.metadata["config"] == {"model_type": "gpt2", "n_layer": 2}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_16_bit_nonfinite_found_past_the_first_chunk(dtype, bad):
+    """16-bit floats are checked on their exponent bits, 2**20 values at a time."""
+    values = np.ones((3 << 20) + 5, np.float32)
+    values[-2] = bad
+    array = values.astype(np.dtype(dtype))
+    with pytest.raises(jaxinit.PretrainedError, match=r"1 non-finite value.*index \(3145731,\)"):
+        jaxinit.open_weights({"w": array})["w"]
+    assert jaxinit.open_weights({"w": array[:-2]})["w"].shape == ((3 << 20) + 3,)

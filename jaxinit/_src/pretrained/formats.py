@@ -228,9 +228,18 @@ def check_finite(name: str, key: str, array: np.ndarray, allow_nonfinite: bool) 
         return
     exponent = _EXPONENT_BITS.get(array.dtype)
     if exponent is not None:  # all-ones exponent is inf/NaN: an integer test, much faster
-        bits = np.ascontiguousarray(array).view(np.uint16)
+        bits = np.ascontiguousarray(array).reshape(-1).view(np.uint16)
         # Masked values are at most the mask, which only an all-ones exponent reaches.
-        if bits.size == 0 or np.bitwise_and(bits, exponent).max() != exponent:
+        # In chunks through one small buffer: no allocation the size of the array.
+        buffer = np.empty(min(bits.size, 1 << 20), np.uint16)
+        flagged = False
+        for i in range(0, bits.size, 1 << 20):
+            chunk = bits[i:i + (1 << 20)]
+            masked = np.bitwise_and(chunk, exponent, out=buffer[:chunk.size])
+            if masked.max() == exponent:
+                flagged = True
+                break
+        if not flagged:
             return
     finite = np.isfinite(array)
     if not finite.all():
