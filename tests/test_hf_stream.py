@@ -160,3 +160,15 @@ def test_axis_permutation_detects_layout_converters():
     assert axis_permutation(None, (3,)) == (0,)
     assert axis_permutation(lambda w: w[::-1], (4, 2)) is None  # a flip is not a transpose
     assert axis_permutation(lambda w: w.reshape(-1), (4, 2)) is None
+
+
+def test_a_format_without_slices_is_read_whole_once(hf_dir):
+    _, oracle = hf_dir
+    mesh = jax.make_mesh((8,), ("x",))
+    key = "model.layers.0.o_proj.weight"
+    leaf = jax.ShapeDtypeStruct((32, 16), jnp.float32, sharding=NamedSharding(mesh, P("x")))
+    params, report = jaxinit.stream_pretrained(  # an in-memory mapping reads whole arrays
+        {"o": leaf}, {key: oracle[key]}, rules=[(r".*o_proj.*", "o", jaxinit.layout.linear)])
+    assert report.full_reads == [key] and report.bytes_read == oracle[key].nbytes
+    np.testing.assert_array_equal(np.asarray(params["o"]), oracle[key].T)
+    assert [s.data.shape for s in params["o"].addressable_shards] == [(4, 16)] * 8

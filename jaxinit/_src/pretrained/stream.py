@@ -55,8 +55,8 @@ class StreamReport(LoadReport):
 
     Attributes:
       bytes_read: checkpoint bytes this process read (each distinct slice once).
-      full_reads: checkpoint keys whose transform is not an axis permutation, so the
-        whole tensor was read.
+      full_reads: checkpoint keys read whole: their transform is not an axis
+        permutation, or the format cannot read a slice alone (anything but safetensors).
     """
 
     bytes_read: int = 0
@@ -193,8 +193,10 @@ def stream_pretrained(
     # --- Execute: one leaf at a time, each device's slice read straight from the file -----
     new: dict[str, Any] = {}
     for key, outs in plan.items():
-        perm = axis_permutation(transforms[key], weights.shape(key)) if outs[0][0] == "" \
-            else None
+        # Slices are read on their own only where the format can (safetensors); other
+        # formats read each tensor whole, so it is read once and sliced on the host.
+        perm = axis_permutation(transforms[key], weights.shape(key)) \
+            if outs[0][0] == "" and weights.can_slice else None
         if perm is not None:
             path = outs[0][1]
             new[path] = _stream_leaf(weights, key, perm, tgt.values[path], path, report)
