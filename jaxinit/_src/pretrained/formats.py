@@ -567,7 +567,7 @@ def _open_safetensors(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
             out = np.empty((max(stop - start, 0), *spec.shape[1:]), spec.dtype)
             with open(path, "rb") as f:
                 f.seek(data_start + begin + start * row)
-                if f.readinto(memoryview(out.reshape(-1).view(np.uint8))) != out.nbytes:
+                if f.readinto(out.reshape(-1).view(np.uint8).data) != out.nbytes:
                     raise PretrainedError(f"{name}: key {key!r}: file truncated while reading")
             return out
         mapped = np.memmap(path, dtype=spec.dtype.newbyteorder("<"), mode="r",
