@@ -43,8 +43,14 @@ WORKER = textwrap.dedent(r"""
         for shard in array.addressable_shards:
             np.testing.assert_array_equal(np.asarray(shard.data), full[shard.index])
             checked += shard.data.nbytes
+    try:  # export needs every value in this process: refused with the parameter's name
+        jaxinit.save_hf(params, f"{path}/export-{pid}", rules=rules, config={})
+        refused = ""
+    except jaxinit.PretrainedError as e:
+        refused = str(e)
     print("RESULT " + json.dumps({"bytes_read": report.bytes_read, "checked": checked,
-                                  "local_devices": len(params["q"].addressable_shards)}))
+                                  "local_devices": len(params["q"].addressable_shards),
+                                  "refused": refused}))
     jax.distributed.shutdown()
 """)
 
@@ -93,3 +99,4 @@ def test_each_process_reads_only_its_devices_slices(tmp_path):
         assert r["local_devices"] == 4
         assert r["bytes_read"] == total // 2  # exactly this process's half
         assert r["checked"] == total // 2  # and every byte it holds equals the file's block
+        assert "save_hf: parameter 'embed' is spread over several processes" in r["refused"]

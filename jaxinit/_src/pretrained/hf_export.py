@@ -172,6 +172,10 @@ def save_hf(
         if isinstance(leaf, jax.ShapeDtypeStruct):
             raise PretrainedError(f"save_hf: parameter {leaf_path!r} is abstract "
                                   "(jax.ShapeDtypeStruct); there are no values to save")
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            raise PretrainedError(f"save_hf: parameter {leaf_path!r} is spread over several "
+                                  "processes; gather it first (jax.experimental.multihost_utils"
+                                  ".process_allgather) or save from one process")
         perm = None
         if transform is not None:
             rank = len(leaf.shape)
