@@ -15,7 +15,7 @@ transformers = pytest.importorskip("transformers")
 from flax import nnx  # noqa: E402
 
 import jaxinit  # noqa: E402
-from tests.hf_models import LlamaForCausalLM  # noqa: E402
+from tests.hf_models import GPT2LMHeadModel, LlamaForCausalLM  # noqa: E402
 
 CONFIG = dict(vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, inter=64, eps=1e-5,
               theta=10000.0)
@@ -92,8 +92,8 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "full" / "keep.txt").write_text("mine")
     with pytest.raises(jaxinit.PretrainedError, match=r"full: exists and is not an empty"):
         jaxinit.save_hf(params, tmp_path / "full", rules=rules, config={})
-    split = [(r"h\.0\.c_attn\.weight", "attn", lambda w: {"q/kernel": w[:, :2]})]
-    with pytest.raises(jaxinit.PretrainedError, match=r"no Hugging Face name"):
+    split = [(r"h\.0\.c_attn\.weight", "attn", lambda w: {"q/kernel": 2 * w[:, :2]})]
+    with pytest.raises(jaxinit.PretrainedError, match=r"\['attn/q/kernel'\].*cannot be undone"):
         jaxinit.save_hf({"attn": {"q": {"kernel": np.ones((2, 2))}}}, tmp_path / "b",
                         rules=split, config={})
     flip = [(r"fc\.weight", "fc/kernel", lambda w: w[::-1])]
@@ -118,3 +118,29 @@ def test_single_shard_and_sizes(tmp_path):
     assert index["weight_map"] == {"a.weight": "model-00001-of-00002.safetensors",
                                    "b.weight": "model-00002-of-00002.safetensors"}
     assert index["metadata"]["total_size"] == 24 + 16
+
+
+def test_gpt2_fused_qkv_is_joined_back(tmp_path):
+    """GPT-2's c_attn (E, 3E) is split into q/k/v on load; export concatenates them back."""
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=64, n_positions=16, n_embd=32, n_layer=2,
+                                  n_head=4, initializer_range=0.2, dtype="float32")
+    original = transformers.GPT2LMHeadModel(cfg).eval()
+    with torch.no_grad():  # biases start at 0: make them matter
+        for p in original.parameters():
+            if p.ndim == 1:
+                p.copy_(0.5 * torch.randn_like(p))
+    original.save_pretrained(tmp_path / "hf", max_shard_size="20KB")
+    c = dict(vocab=64, positions=16, hidden=32, layers=2, heads=4, eps=cfg.layer_norm_epsilon)
+    model = GPT2LMHeadModel(c, rngs=nnx.Rngs(0))
+    rules = jaxinit.hf.rules("gpt2", model)
+    model, _ = jaxinit.load_pretrained(model, tmp_path / "hf", rules=rules, on_missing="error")
+    out = jaxinit.save_hf(model, tmp_path / "export", rules=rules,
+                          config=json.loads(cfg.to_json_string()), max_shard_size="20KB")
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    expected_sd, got_sd = original.state_dict(), reloaded.state_dict()
+    assert sorted(got_sd) == sorted(expected_sd)
+    for k, v in expected_sd.items():
+        assert torch.equal(got_sd[k], v), k
+    diff = np.abs(_logits(reloaded, TOKENS) - _logits(original, TOKENS)).max()
+    assert diff <= 1e-5, diff

@@ -2,9 +2,11 @@ r"""`save_hf`: write Flax parameters back as a Hugging Face safetensors director
 
 The inverse of loading with rules: each target path is matched against the rules'
 templates, the checkpoint key is rebuilt from the rule's regex with the captured values,
-and the layout transform is undone. Only axis-permutation transforms can be undone
-(``jaxinit.layout.linear``: :math:`W = K^\top`; ``layout.conv``); a path whose rule
-has another transform, or that no rule names, is an error. Every rebuilt key is checked
+and the layout transform is undone. Axis permutations (``jaxinit.layout.linear``:
+:math:`W = K^\top`; ``layout.conv``) are inverted; the outputs of a splitting transform
+(GPT-2's fused ``c_attn`` -> q, k, v) are concatenated back along the axis, and in the
+order, for which the transform returns each of them exactly. A path whose rule has
+another transform, or that no rule names, is an error. Every rebuilt key is checked
 by loading it forward again (``re.fullmatch`` plus ``Match.expand`` must give the path).
 
 References:
@@ -75,8 +77,22 @@ def _unregex(node: Any, groups: Mapping[int, str]) -> str | None:
     return "".join(out)
 
 
-def hf_key(path: str, rules: Sequence[Rule]) -> tuple[str, Any] | None:
-    """``(checkpoint key, transform)`` of the first rule that loads `path`, or None."""
+def _output_names(transform: Any, ndim: int) -> set[str]:
+    """The names a mapping-returning transform gives, from a small probe of rank `ndim`."""
+    try:
+        out = transform(np.zeros((6,) * ndim, np.float32))
+    except Exception:  # not a transform of this rank
+        return set()
+    return set(out) if isinstance(out, Mapping) else set()
+
+
+def hf_key(path: str, rules: Sequence[Rule], *, output_ndim: int | None = None
+           ) -> tuple[str, Any, str] | None:
+    """``(checkpoint key, transform, "")`` of the first rule that loads `path`, or None.
+
+    With `output_ndim`, `path` is instead one output ``template/<name>`` (of that rank)
+    of a rule whose transform returns a mapping; the last entry is that ``<name>``."""
+    output = output_ndim is not None
     from re import _parser as p  # type: ignore[attr-defined]
 
     for regex, template, transform in rules:
@@ -90,14 +106,22 @@ def hf_key(path: str, rules: Sequence[Rule]) -> tuple[str, Any] | None:
             seen.add(gid)
             pos = ref.end()
         pattern += re.escape(template[pos:])
+        if output:
+            pattern += r"/(?P<output>.+)"
         match = re.fullmatch(pattern, path)
         if match is None:
             continue
-        groups = {int(k[1:]): v for k, v in match.groupdict().items()}
+        groups = {int(k[1:]): v for k, v in match.groupdict().items() if k != "output"}
         key = _unregex(p.parse(regex), groups)
         back = re.fullmatch(regex, key) if key is not None else None
-        if key is not None and back is not None and back.expand(template) == path:
-            return key, transform
+        loaded = back.expand(template) if back is not None else None
+        if output and loaded is not None:
+            loaded += "/" + match.group("output")
+        if output and (transform is None or match.group("output") not in _output_names(
+                transform, output_ndim)):  # type: ignore[arg-type]
+            continue
+        if key is not None and loaded == path:
+            return key, transform, match.group("output") if output else ""
     return None
 
 
@@ -163,12 +187,17 @@ def save_hf(
     tgt = _flatten_target(params)
     entries: list[tuple[str, str, tuple[int, ...] | None, Any]] = []  # key, path, perm, leaf
     owner: dict[str, str] = {}
+    split: dict[str, tuple[Any, dict[str, tuple[str, Any]]]] = {}  # key -> transform, outputs
     for leaf_path, leaf in tgt.values.items():
         found = hf_key(leaf_path, rules)
         if found is None:
+            part = hf_key(leaf_path, rules, output_ndim=len(leaf.shape))
+            if part is not None and part[1] is not None:  # one output of a splitting rule
+                split.setdefault(part[0], (part[1], {}))[1][part[2]] = (leaf_path, leaf)
+                continue
             raise PretrainedError(f"save_hf: parameter {leaf_path!r} has no Hugging Face name: "
                                   "no rule's template gives this path")
-        key, transform = found
+        key, transform, _ = found
         if isinstance(leaf, jax.ShapeDtypeStruct):
             raise PretrainedError(f"save_hf: parameter {leaf_path!r} is abstract "
                                   "(jax.ShapeDtypeStruct); there are no values to save")
@@ -195,6 +224,14 @@ def save_hf(
                                   f"would both be written to {key!r}")
         owner[key] = leaf_path
         entries.append((key, leaf_path, perm, leaf))
+    for key, (transform, outputs) in split.items():
+        if key in owner:
+            raise PretrainedError(f"save_hf: parameters {owner[key]!r} and "
+                                  f"{next(iter(outputs.values()))[0]!r} would both be written "
+                                  f"to {key!r}")
+        joined = _join(key, transform, outputs)
+        owner[key] = next(iter(outputs.values()))[0]
+        entries.append((key, owner[key], None, joined))
     shards: list[list[int]] = []
     size = 0
     for i, (_, _, _, leaf) in enumerate(entries):
@@ -226,6 +263,36 @@ def save_hf(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _join(key: str, transform: Any, outputs: Mapping[str, tuple[str, Any]]) -> np.ndarray:
+    """The stored tensor a splitting transform (GPT-2's fused ``c_attn`` -> q, k, v) was
+    applied to: the outputs concatenated along the axis, and in the order, for which
+    ``transform`` gives every output back exactly."""
+    for path, leaf in outputs.values():
+        if isinstance(leaf, jax.ShapeDtypeStruct) or (
+                isinstance(leaf, jax.Array) and not leaf.is_fully_addressable):
+            raise PretrainedError(f"save_hf: parameter {path!r} has no values in this process")
+    arrays = {name: np.asarray(jax.device_get(leaf)) for name, (_, leaf) in outputs.items()}
+    first = next(iter(arrays.values()))
+    for axis in range(first.ndim):
+        order = list(arrays)
+        for _ in range(2):  # as listed, then in the order the transform returns them
+            try:
+                candidate = np.concatenate([arrays[n] for n in order], axis=axis)
+                out = transform(candidate)
+            except Exception:  # shapes that do not concatenate, or the transform refuses
+                break
+            if not isinstance(out, Mapping) or set(out) != set(arrays):
+                break
+            if all(np.asarray(out[n]).shape == arrays[n].shape
+                   and np.array_equal(np.asarray(out[n]), arrays[n]) for n in arrays):
+                return candidate
+            order = list(out)
+    paths = sorted(p for p, _ in outputs.values())
+    raise PretrainedError(f"save_hf: parameters {paths} are loaded from {key!r} through "
+                          f"{transform!r}, which cannot be undone: no concatenation of them "
+                          "gives them back")
 
 
 def _write_shard(file: pathlib.Path, entries: list[tuple[str, str, Any, Any]]) -> int:
