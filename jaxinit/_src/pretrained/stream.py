@@ -34,6 +34,7 @@ from jaxinit._src.base import check_choice
 from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.formats import Format, Weights, open_weights
 from jaxinit._src.pretrained.initializer import CastInfo, cast
+from jaxinit._src.pretrained.layout import layout_hint
 from jaxinit._src.pretrained.merge import (
     Policy,
     Rule,
@@ -42,9 +43,8 @@ from jaxinit._src.pretrained.merge import (
     _enforce,
     _flatten_target,
     _outputs,
-    _plan_outputs,
 )
-from jaxinit._src.pretrained.report import LoadReport
+from jaxinit._src.pretrained.report import LoadReport, Mismatch
 
 _PRIMES = (2, 3, 5, 7, 11, 13, 17, 19)
 
@@ -178,7 +178,7 @@ def stream_pretrained(
                 "traced by jax.eval_shape, so its output shapes are unknown before reading; "
                 "use jaxinit.load_pretrained for it")
         transforms[key] = transform
-        _plan_outputs(key, path, outputs, tgt, report, set(), plan, claimed)
+        _plan(key, path, outputs, tgt.values, report, plan, claimed)
     report.missing = [p for p in tgt.values if p not in claimed]
     _enforce(report, "keep_init", on_unexpected, on_mismatch)
     planned = {p for outs in plan.values() for _, p in outs}
@@ -211,6 +211,27 @@ def stream_pretrained(
         report.loaded.update({p: key for _, p in outs})
     report.loaded = {p: report.loaded[p] for p in tgt.values if p in report.loaded}
     return tgt.rebuild(new), report
+
+
+def _plan(key: str, path: str, outputs: Mapping[str, Any], values: Mapping[str, Any],
+          report: StreamReport, plan: dict[str, list[tuple[str, str]]],
+          claimed: dict[str, str]) -> None:
+    """Each output of `key` -> its target leaf, or reported unexpected / mismatched."""
+    for name, struct in outputs.items():
+        full = f"{path}/{name}" if name else path
+        if full not in values:
+            report.unexpected.append(key if full == key else f"{key} -> {full}")
+            continue
+        if full in claimed:
+            raise PretrainedError(f"{report.source}: keys {claimed[full]!r} and {key!r} both map "
+                                  f"to target {full!r}; fix the rules")
+        claimed[full] = key
+        stored, wanted = tuple(struct.shape), tuple(values[full].shape)
+        if stored != wanted:
+            report.mismatched.append(Mismatch(key, full, stored, wanted,
+                                              layout_hint(stored, wanted)))
+            continue
+        plan.setdefault(key, []).append((name, full))
 
 
 def _match(key: str, compiled: list[tuple[re.Pattern[str], str | None, Any]]
