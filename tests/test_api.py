@@ -17,6 +17,8 @@ from jaxinit._src import base
 CORE = {
     "Initializer",
     "compute_fans",
+    "Mamba2ALog",
+    "mamba2_a_log",
     "MambaALog",
     "mamba_a_log",
     "MambaDtBias",
@@ -105,6 +107,13 @@ PARAMETRIZATIONS = {
     "mup_classify",
     "MuPParam",
     "mup_rules",
+    "plot_coord_check",
+    "channels_first",
+    "equinox_init",
+    "keras_initializer",
+    "mup_readout_multiplier",
+    "DepthMuP",
+    "depth_mup",
     "mup_output",
     "mup_lr_scale",
     "mup_attention_scale",
@@ -124,7 +133,10 @@ PARAMETRIZATIONS = {
     "DeepNorm",
     "deepnorm_init",
     "zero_init_rules",
+    "torchtitan_init",
+    "per_layer",
     "recipe",
+    "recipes",
 }
 DOCUMENTED = CORE | COMPOSITION | PRETRAINED | DATA_DEPENDENT | PARAMETRIZATIONS
 # Result types, warnings and errors: a docstring, but nothing to run on their own.
@@ -143,6 +155,7 @@ NO_EXAMPLE = {
     "Weights",
     "MuPParam",
     "DeepNorm",
+    "DepthMuP",
 }
 
 

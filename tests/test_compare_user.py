@@ -47,6 +47,11 @@ class NnxMLP(nnx.Module):
         return self.out(jax.nn.relu(self.hidden(x)))
 
 
+def _first_loss(params: dict, x: np.ndarray, y: np.ndarray) -> float:
+    logits = LinenMLP().apply({"params": params}, x)
+    return float(optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())
+
+
 @pytest.fixture(scope="module")
 def linen_result() -> jaxinit.ModelComparison:
     return jaxinit.compare_model(
@@ -188,9 +193,283 @@ def test_inputs_the_model_does_not_accept() -> None:
         jaxinit.compare_model(NnxMLP, data, schemes=["he"])
 
 
+class EqxMLP(eqx.Module):
+    hidden: eqx.nn.Linear
+    out: eqx.nn.Linear
+
+    def __init__(self, key: jax.Array) -> None:
+        k1, k2 = jax.random.split(key)
+        self.hidden = eqx.nn.Linear(8, 16, key=k1)
+        self.out = eqx.nn.Linear(16, 3, key=k2)
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # one example, as Equinox layers are
+        return self.out(jax.nn.relu(self.hidden(x)))
+
+
 def test_equinox_model() -> None:
-    mlp = eqx.nn.MLP(8, 3, 16, 1, key=jax.random.key(0))
+    mlp = EqxMLP(jax.random.key(0))
     r = jaxinit.compare_model(mlp, DATA, schemes=["he"], seeds=2, steps=10,
-                              optimizer=optax.adam(1e-2))
+                              optimizer=optax.adam(1e-2), key=jax.random.key(3))
     assert r.curves["he"].shape == (2, 10)
     assert r.curves["he"][:, -1].max() < r.curves["he"][:, 0].min()
+    # Oracle for the first loss: eqx.partition, reinit by path (weights He, biases zero),
+    # eqx.combine, and optax's cross-entropy over the vmapped examples.
+    params, static = eqx.partition(mlp, eqx.is_inexact_array)
+    for i, k in enumerate(jax.random.split(jax.random.key(3), 2)):
+        p = jaxinit.reinit(params, k, [(r".*/weight", jaxinit.he_normal()),
+                                       (r".*/bias", jaxinit.zeros)])
+        assert float(jnp.abs(p.out.weight).max()) > 0 and float(jnp.abs(p.out.bias).max()) == 0
+        logits = jax.vmap(eqx.combine(p, static))(jnp.asarray(DATA[0]))
+        want = optax.softmax_cross_entropy_with_integer_labels(logits, DATA[1]).mean()
+        assert r.curves["he"][i, 0] == pytest.approx(float(want), rel=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# Data forms: minibatches of arrays, an iterable of batches, a batch function.
+
+XB = DATA[0][:96].reshape(3, 32, 8)
+YB = DATA[1][:96].reshape(3, 32)
+TEST = (DATA[2], DATA[3])
+FORM_STEPS = 6
+
+
+def _forms_run(data: object, **kw: object) -> jaxinit.ModelComparison:
+    return jaxinit.compare_model(
+        LinenMLP(), data, schemes=["he"], seeds=2, steps=FORM_STEPS,
+        optimizer=optax.adam(1e-2), key=jax.random.key(5), **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def arrays_run() -> jaxinit.ModelComparison:
+    return _forms_run(DATA, batch_size=32)
+
+
+def test_iterable_and_batch_function_train_on_the_same_batches(
+    arrays_run: jaxinit.ModelComparison,
+) -> None:
+    def endless():  # the same three minibatches, forever: only `steps` of them are read
+        while True:
+            yield from zip(XB, YB, strict=True)
+
+    def batch(key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return jnp.asarray(XB)[step % 3], jnp.asarray(YB)[step % 3]
+
+    for data in (endless(), batch):
+        r = _forms_run(data, test=TEST)
+        np.testing.assert_allclose(r.curves["he"], arrays_run.curves["he"], rtol=1e-6)
+        np.testing.assert_allclose(r.finals["he"]["test_loss"],
+                                   arrays_run.finals["he"]["test_loss"], rtol=1e-6)
+        # train_loss of a stream: the mean over its `steps` batches, here each of the
+        # three equal minibatches twice, so the loss on the whole training set.
+        np.testing.assert_allclose(r.finals["he"]["train_loss"],
+                                   arrays_run.finals["he"]["train_loss"], rtol=1e-5)
+
+
+def test_batch_function_gets_a_per_seed_key_shared_by_schemes() -> None:
+    def noisy(key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+        noise = jax.random.normal(jax.random.fold_in(key, step), (32, 8))
+        return jnp.asarray(XB)[step % 3] + noise, jnp.asarray(YB)[step % 3]
+
+    r = jaxinit.compare_model(
+        LinenMLP(), noisy, test=TEST, schemes={"a": "he", "b": jaxinit.he_normal()},
+        seeds=2, steps=3, key=jax.random.key(5),
+    )
+    np.testing.assert_array_equal(r.curves["a"], r.curves["b"])  # paired: same data, init
+    # The batch of seed i is batch(fold_in(seed key i, 1), step): recompute step 0's loss.
+    keys = jax.random.split(jax.random.key(5), 2)
+    params = LinenMLP().init(jax.random.key(5), DATA[0][:1])["params"]
+    rules = [(r".*/kernel", jaxinit.he_normal()), (r".*/bias", jaxinit.zeros)]
+    for i in range(2):
+        x, y = noisy(jax.random.fold_in(keys[i], 1), jnp.int32(0))
+        want = _first_loss(jaxinit.reinit(params, keys[i], rules), x, y)
+        assert r.curves["a"][i, 0] == pytest.approx(want, rel=1e-5)
+    assert r.curves["a"][0, 0] != r.curves["a"][1, 0]
+
+
+def test_xy_arrays_hold_out_the_last_fifth() -> None:
+    from jaxinit._src.compare_user import _check_data
+
+    x = np.concatenate([DATA[0], DATA[2]])
+    y = np.concatenate([DATA[1], DATA[3]])
+    n_test = len(x) // 5  # 28 of 144
+    for d in (_check_data((x, y), None, 3, None, jax.random.key(0)),
+              _check_data((x[:-n_test], y[:-n_test]), (x[-n_test:], y[-n_test:]), 3, None,
+                          jax.random.key(0))):
+        assert d.kind == "arrays" and d.train is not None
+        np.testing.assert_array_equal(d.train[0], x[:-n_test])
+        np.testing.assert_array_equal(d.train[1], y[:-n_test])
+        np.testing.assert_array_equal(d.test[0], x[-n_test:])
+        np.testing.assert_array_equal(d.test[1], y[-n_test:])
+
+
+def _gen_short():
+    yield from zip(XB, YB, strict=True)
+
+
+def _gen_ragged():
+    yield XB[0], YB[0]
+    yield XB[1][:16], YB[1][:16]
+
+
+STREAM_BAD = [
+    ({"data": _gen_short, "steps": 5}, ValueError,
+     "data gave 3 batches; expected at least steps=5"),
+    ({"data": _gen_ragged, "steps": 2}, ValueError, "data batch 1 has shapes/dtypes"),
+    ({"data": lambda: list(_gen_ragged()), "steps": 2}, ValueError,
+     "data batch 1 has shapes/dtypes"),
+    ({"data": lambda: (DATA[0][:4], DATA[1][:4])}, ValueError, "too few to hold out"),
+    ({"data": lambda: [(XB[0], YB[0])], "test": None}, ValueError, "test is None"),
+    ({"data": lambda: [(XB[0], YB[0])], "batch_size": 8}, ValueError, "batch_size=8 is for array"),
+    ({"data": lambda: [(XB[0].astype(str), YB[0])]}, TypeError, "inputs of dtype <U"),
+    ({"data": lambda: [(XB[0],)]}, TypeError, "expected a tuple (x, y, ...)"),
+    ({"data": lambda: lambda step: (XB[0], YB[0])}, TypeError, "not batch(key, step)"),
+    ({"data": lambda: lambda k, s: (XB[0][s], YB[0])}, ValueError, "batch(key, step) cannot be"),
+    ({"data": lambda: DATA, "test": TEST}, ValueError, "test= is given but data already"),
+    ({"data": lambda: DATA, "test": DATA[2]}, ValueError, "test of type ndarray"),
+    ({"data": lambda: DATA, "loss": lambda apply, b: apply(b[0])}, ValueError,
+     "loss returned (96, 3)"),
+    ({"data": lambda: DATA, "loss": lambda apply, b: b[1].sum()}, ValueError,
+     "loss returned () of dtype int32; expected a float scalar"),
+    ({"data": lambda: DATA, "loss": lambda apply, b: b[7]}, ValueError,
+     "loss cannot be evaluated"),
+    ({"data": lambda: DATA, "rules": 3}, TypeError, "rules=3; expected a callable"),
+    ({"data": lambda: DATA, "devices": ["cpu"]}, TypeError, "devices=['cpu']"),
+    ({"data": lambda: DATA, "schemes": jaxinit.recipe("gpt2", {"k": {"kernel": XB[0]}},
+                                                         n_layers=1)},
+     ValueError, "schemes is a single reinit rule list"),
+    ({"data": lambda: DATA, "schemes": [[(r".*kernel", jaxinit.zeros)]]}, ValueError,
+     "rule list [("),
+    ({"data": lambda: DATA, "schemes": {"mine": [(r".*/weight", jaxinit.zeros)]}}, ValueError,
+     "schemes['mine']: reinit: "),
+    ({"data": lambda: DATA, "schemes": {"mine": 3}}, ValueError, "schemes['mine']=3"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "needle"), STREAM_BAD)
+def test_bad_data_loss_and_scheme_forms(kwargs: dict, error: type, needle: str) -> None:
+    args = {"schemes": ["he"], "steps": 3, **kwargs}
+    data = args.pop("data")()  # a fresh generator per run
+    if not (isinstance(data, tuple) or "test" in args):
+        args["test"] = TEST
+    with pytest.raises(error, match="compare_model: ") as info:
+        jaxinit.compare_model(LinenMLP(), data, **args)
+    assert needle in str(info.value)
+
+
+# --------------------------------------------------------------------------------------
+# Scheme forms: a reinit rule list (a recipe) and rules= for named schemes.
+
+
+def test_rule_list_schemes_and_rules_override() -> None:
+    key = jax.random.key(11)
+    params = LinenMLP().init(key, DATA[0][:1])["params"]
+    gpt2 = jaxinit.recipe("gpt2", params, n_layers=1, std=0.5)
+    custom = [(r"Dense_0/kernel", None), (r"Dense_1/kernel", jaxinit.normal(0.3)),
+              (r".*/bias", jaxinit.constant(0.25))]
+
+    def rules(trainable: dict, init: jaxinit.Initializer) -> list:
+        assert set(trainable) == {"Dense_0", "Dense_1"}  # the params collection's paths
+        return [(p, init if i is None else i) for p, i in custom]
+
+    r = jaxinit.compare_model(
+        LinenMLP(), DATA, schemes={"gpt2": gpt2, "he": "he"}, rules=rules, seeds=2,
+        steps=1, key=key,
+    )
+    for i, k in enumerate(jax.random.split(key, 2)):
+        want = _first_loss(jaxinit.reinit(params, k, gpt2), DATA[0], DATA[1])
+        assert r.curves["gpt2"][i, 0] == pytest.approx(want, rel=1e-5)
+        he = [(p, jaxinit.he_normal() if i is None else i) for p, i in custom]
+        want = _first_loss(jaxinit.reinit(params, k, he), DATA[0], DATA[1])
+        assert r.curves["he"][i, 0] == pytest.approx(want, rel=1e-5)
+
+
+def test_default_rules_draw_weights_zero_biases_and_keep_norm_scales() -> None:
+    from jaxinit._src.compare_user import default_rules
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, t: jax.Array) -> jax.Array:
+            h = nn.Embed(10, 8)(t)
+            h = nn.LayerNorm(scale_init=nn.initializers.constant(2.0))(h)
+            return nn.Conv(4, (3,))(h)
+
+    params = Net().init(jax.random.key(0), jnp.zeros((1, 5), jnp.int32))["params"]
+    init = jaxinit.he_uniform()
+    got = dict(default_rules(params, init))
+    assert got == {
+        r"Embed_0/embedding": init,
+        r"Conv_0/kernel": init,
+        r"Conv_0/bias": jaxinit.zeros,
+        r"LayerNorm_0/bias": jaxinit.zeros,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Callbacks: progress per chunk of steps, on_result per finished scheme (Ctrl-C).
+
+
+def test_progress_chunks_and_partial_results_on_interrupt(
+    linen_result: jaxinit.ModelComparison,
+) -> None:
+    calls: list[tuple] = []
+    partial: list[dict] = []
+
+    def on_result(scheme: str, result: jaxinit.ModelComparison) -> None:
+        partial.append(json.loads(result.to_json()))
+        raise KeyboardInterrupt  # as Ctrl-C would, after the first scheme
+
+    with pytest.raises(KeyboardInterrupt):
+        jaxinit.compare_model(
+            LinenMLP(), DATA, schemes=["he", "xavier"], seeds=SEEDS, steps=25,
+            optimizer=optax.adam(1e-2), key=jax.random.key(7),
+            progress=lambda *a: calls.append(a), on_result=on_result,
+        )
+    # 25 steps in chunks of ceil(25 / 10) = 3; the last chunk's 2 extra steps are no-ops.
+    assert calls == [("he", SEEDS, s) for s in (3, 6, 9, 12, 15, 18, 21, 24, 25)]
+    assert len(partial) == 1 and list(partial[0]["schemes"]) == ["he"]
+    doc = partial[0]["schemes"]["he"]
+    # The same run as the fixture's 30 steps, cut at 25: the curve is its first 25
+    # losses, and the final full-batch train loss is the fixture's loss before step 25.
+    np.testing.assert_allclose(doc["curves"], linen_result.curves["he"][:, :25], rtol=1e-6)
+    np.testing.assert_allclose(doc["finals"]["train_loss"], linen_result.curves["he"][:, 25],
+                               rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# The seed axis sharded over 8 simulated devices (`make sharded`).
+
+
+@pytest.mark.sharded
+def test_seed_axis_sharded_over_devices_equals_one_device() -> None:
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from jaxinit._src.compare_user import _check_data, _programs, _seed_sharding, run_seeds
+
+    devices = jax.devices()
+    assert len(devices) == 8
+    kw = {"schemes": ["he"], "seeds": 3, "steps": 4, "key": jax.random.key(2)}
+    many = jaxinit.compare_model(LinenMLP(), DATA, **kw)
+    one = jaxinit.compare_model(LinenMLP(), DATA, devices=devices[:1], **kw)
+    assert many.curves["he"].shape == (3, 4)
+    np.testing.assert_allclose(many.curves["he"], one.curves["he"], rtol=1e-5)
+    for m in ("train_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(many.finals["he"][m], one.finals["he"][m], rtol=1e-5)
+
+    # The per-seed arrays: 3 seeds padded to 8, one seed per device along P("seeds").
+    sharding, padded = _seed_sharding(None, 3)
+    assert padded == 8 and isinstance(sharding, NamedSharding)
+    model = LinenMLP()
+    variables = model.init(jax.random.key(2), DATA[0][:1])
+    adapter = jaxinit._src.probe.adapt("test", model, variables=variables)
+    data = _check_data(DATA, None, 4, None, jax.random.key(2))
+    programs = _programs(adapter, data, jaxinit._src.diagnose._default_loss,
+                         optax.adam(1e-3), 4, 4)
+    keys = jax.random.split(jax.random.key(2), 8)
+    out = run_seeds(programs, lambda k: jaxinit.reinit(adapter.trainable, k, [
+        (r".*/kernel", jaxinit.he_normal()), (r".*/bias", jaxinit.zeros)]), keys, sharding, 4)
+    for name, arr in out.items():
+        assert arr.sharding.spec == PartitionSpec("seeds"), name
+        assert {s.device for s in arr.addressable_shards} == set(devices)
+        assert all(s.data.shape[0] == 1 for s in arr.addressable_shards)
+    np.testing.assert_allclose(np.asarray(out["curve"])[:3], many.curves["he"], rtol=1e-5)

@@ -24,7 +24,7 @@ from jaxinit._src import compare as cmp
 def runs():
     config = cmp.CompareConfig(depth=30, width=64, activation="relu", optimizer="sgd",
                                lr=1e-3, momentum=0.9, batch_size=128, steps=1000, seed=0)
-    runner = cmp._Runner(config.validate())
+    runner = cmp.Runner(config)
     out = {}
     for name in ("xavier_normal", "he"):
         losses, loss, train_acc, _ = runner.train(runner.variables(cmp.SCHEMES[name]))

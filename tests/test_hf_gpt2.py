@@ -82,3 +82,41 @@ def test_split_qkv_order_matters(gpt2_dir):
     model = GPT2LMHeadModel(CONFIG, rngs=nnx.Rngs(1))
     model, _ = jaxinit.load_pretrained(model, path, rules=rules, on_missing="error")
     assert np.abs(np.asarray(_logits(model, jnp.asarray(TOKENS))) - expected).max() > 1e-2
+
+
+def test_scanned_gpt2_tree_takes_the_split_and_stacked_weights(gpt2_dir):
+    """A plain tree with scanned blocks (``transformer/h/attn/q_proj/kernel`` of shape
+    (layers, E, E)) gets, slice by slice, what the per-layer model (checked for logit
+    parity above) gets: the fused c_attn split into thirds, then stacked."""
+    path, _ = gpt2_dir
+    per_layer = GPT2LMHeadModel(CONFIG, rngs=nnx.Rngs(1))
+    per_layer, _ = jaxinit.load_pretrained(per_layer, path,
+                                           rules=jaxinit.hf.rules("gpt2", per_layer))
+    flat = {"/".join(map(str, p)): np.asarray(v.get_value())
+            for p, v in nnx.to_flat_state(nnx.state(per_layer, nnx.Param))}
+    stacked: dict[str, list] = {}
+    for p, v in flat.items():
+        parts = p.split("/")
+        if parts[1] == "h":  # transformer/h/N/rest -> transformer/h/rest, layer N at N
+            stacked.setdefault("/".join(parts[:2] + parts[3:]), []).append((int(parts[2]), v))
+        else:
+            stacked[p] = [(None, v)]
+    want = {p: v[0][1] if v[0][0] is None else np.stack([a for _, a in sorted(v)])
+            for p, v in stacked.items()}
+    tree: dict = {}
+    for p, v in want.items():
+        node = tree
+        *heads, leaf = p.split("/")
+        for h in heads:
+            node = node.setdefault(h, {})
+        node[leaf] = np.zeros_like(v)
+    out, report = jaxinit.load_pretrained(tree, path, rules=jaxinit.hf.rules("gpt2", tree),
+                                          on_missing="error", on_unexpected="error")
+    assert out["transformer"]["h"]["attn"]["k_proj"]["kernel"].shape == (2, 32, 32)
+    assert report.loaded["transformer/h/attn/v_proj/bias"] == (
+        "transformer.h.0.attn.c_attn.bias, transformer.h.1.attn.c_attn.bias")
+    for p, v in want.items():
+        node = out
+        for h in p.split("/"):
+            node = node[h]
+        np.testing.assert_array_equal(np.asarray(node), v, err_msg=p)

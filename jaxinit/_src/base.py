@@ -171,6 +171,19 @@ def normalize_axes(name: str, arg: str, axes: Axes) -> int | tuple[int, ...]:
         raise TypeError(f"{name}: {arg}={axes!r} must be an int or a sequence of ints") from None
 
 
+def check_axes(name: str, arg: str, axes: Axes, rank: int) -> tuple[int, ...]:
+    """``axes`` (an int or ints, negative counting from the end) as sorted non-negative axes
+    of a rank-`rank` shape, or an error naming `arg`: a TypeError for non-ints, a ValueError
+    for an axis out of range. A repeated axis is kept (jax.nn.initializers' fans multiply
+    its size in twice)."""
+    normalized = normalize_axes(name, arg, axes)
+    listed = (normalized,) if isinstance(normalized, int) else normalized
+    for axis in listed:
+        if not -rank <= axis < rank:
+            raise ValueError(f"{name}: {arg}={axes!r} is out of range for a rank-{rank} shape")
+    return tuple(sorted(a % rank for a in listed))
+
+
 def check_key(name: str, key: Any) -> None:
     """Accepts a typed key (``jax.random.key``) or a legacy ``uint32[2]`` key."""
     dtype = getattr(key, "dtype", None)

@@ -22,6 +22,7 @@ from jaxinit._src.base import (
     Axes,
     InitializerBase,
     Shape,
+    check_axes,
     check_scalar,
     normalize_axes,
     unknown_stats,
@@ -138,17 +139,83 @@ def scaled(init: InitLike, factor: float) -> Scaled:
     return Scaled(init, factor)
 
 
+# --- channels first ----------------------------------------------------------------------
+
+
+def flax_shape(shape: Shape) -> Shape:
+    """The Flax layout ``(*kernel, in, out)`` of an out-first ``(out, in, *kernel)`` shape."""
+    if len(shape) < 2:
+        return tuple(shape)
+    return (*shape[2:], shape[1], shape[0])
+
+
+def to_channels_first(w: jax.Array) -> jax.Array:
+    """``(*kernel, in, out)`` -> ``(out, in, *kernel)``: the inverse of :func:`flax_shape`."""
+    if w.ndim < 2:
+        return w
+    k = w.ndim - 2
+    return jnp.transpose(w, (k + 1, k, *range(k)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelsFirst(InitializerBase):
+    """``init`` drawn in Flax's layout, stored out-first (see :func:`channels_first`)."""
+
+    init: InitLike
+    name = "channels_first"
+    kinds = "fc"
+
+    def __post_init__(self) -> None:
+        _check_init(self.name, "init", self.init)
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        _check_part(self.init, self.name, flax_shape(shape), dtype)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        return to_channels_first(_inner(self.init, self.name, key, flax_shape(shape), dtype))
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        return _stats(self.init, self.name, flax_shape(shape), dtype)
+
+
+def channels_first(init: InitLike) -> ChannelsFirst:
+    r"""Builds ``init`` for a weight stored out-first, as PyTorch and Equinox store them.
+
+    Flax (and Keras, and jax.nn.initializers' defaults) lay kernels out as
+    ``(*kernel, in, out)``; PyTorch and Equinox as ``(out, in, *kernel)``. The result
+    draws ``init`` at the Flax shape and transposes:
+
+    .. math:: w = \operatorname{transpose}(w_0), \quad w_0 \sim 	ext{init}(	ext{key},
+       (k_1, \dots, k_n, 	ext{in}, 	ext{out}))
+
+    so fans, and therefore variances, are those of the same layer in Flax. Vectors
+    (rank < 2) pass through unchanged.
+
+    Args:
+      init: the initializer, written for Flax's layout (a jaxinit initializer or any
+        ``init(key, shape, dtype)`` callable).
+
+    Returns:
+      A :class:`ChannelsFirst` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> init = jaxinit.channels_first(jaxinit.he_normal())
+      >>> init(jax.random.key(0), (128, 16)).shape      # Equinox Linear: (out, in)
+      (128, 16)
+      >>> round(jaxinit.describe(init, (128, 16)).std ** 2 * 16, 6)   # 2 / fan_in, fan_in = 16
+      2.0
+    """
+    return ChannelsFirst(init)
+
+
 # --- stacked -----------------------------------------------------------------------------
 
 
 def _stack_axes(name: str, axis: int | tuple[int, ...], rank: int) -> tuple[int, ...]:
-    listed = (axis,) if isinstance(axis, int) else axis
-    if not listed:
+    normalized = check_axes(name, "axis", axis, rank)
+    if not normalized:
         raise ValueError(f"{name}: axis=() names no stacking axis")
-    for a in listed:
-        if not -rank <= a < rank:
-            raise ValueError(f"{name}: axis={axis!r} is out of range for a rank-{rank} shape")
-    normalized = tuple(sorted(a % rank for a in listed))
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"{name}: axis={axis!r} repeats an axis")
     return normalized
@@ -282,12 +349,7 @@ class Blocks(InitializerBase):
 
     def layout(self, shape: Shape) -> tuple[int, tuple[int, ...], tuple[InitLike, ...]]:
         """The normalized axis, the block sizes and one initializer per block."""
-        rank = len(shape)
-        if not -rank <= self.axis < rank:
-            raise ValueError(
-                f"{self.name}: axis={self.axis} is out of range for shape={shape}"
-            )
-        axis = self.axis % rank
+        (axis,) = check_axes(self.name, "axis", self.axis, len(shape))
         total = shape[axis]
         if isinstance(self.sizes, int):
             if total % self.sizes:
@@ -388,7 +450,7 @@ def blocks(
       >>> gate_up = jaxinit.blocks([jaxinit.he_normal(), jaxinit.lecun_normal()], [1024, 1024])
 
     References:
-      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html.
+      Glorot & Bengio (2010), https://proceedings.mlr.press/v9/glorot10a.html.
     """
     if isinstance(inits, list):
         inits = tuple(inits)

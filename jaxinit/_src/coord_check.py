@@ -119,3 +119,59 @@ def mup_coord_check(
             f"{widths}: {sorted(s[1] for s in shapes)}"
         )
     return np.stack(out)
+
+
+def plot_coord_check(
+    scales: Any, widths: Sequence[int], *, layer_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Any:
+    r"""Plots a coordinate check as the ``mup`` package does: one panel per step.
+
+    Panel ``t`` draws, for every layer, :math:`\mathbb{E}|x|` against the width on log-log
+    axes (step 0 is the initialization). Under muP the lines are flat; a line that rises
+    with the width marks a layer whose updates blow up as the model widens.
+
+    Args:
+      scales: the ``(len(widths), steps, layers)`` array from :func:`mup_coord_check`.
+      widths: the widths it was measured at.
+      layer_names: one legend label per layer (default ``layer 0``, ``layer 1``, ...).
+      title: the figure title.
+
+    Returns:
+      A matplotlib ``Figure`` (matplotlib is imported only here).
+
+    Example:
+      >>> import numpy as np, jaxinit
+      >>> scales = np.ones((3, 2, 4))                 # flat: what muP should give
+      >>> fig = jaxinit.plot_coord_check(scales, [64, 128, 256])
+      >>> len(fig.axes), len(fig.axes[0].lines)
+      (2, 4)
+    """
+    name = "plot_coord_check"
+    widths = _check_widths(name, widths)
+    data = np.asarray(scales, dtype=np.float64)
+    if data.ndim != 3 or data.shape[0] != len(widths):
+        raise ValueError(
+            f"{name}: scales has shape {data.shape}; expected (len(widths)={len(widths)}, "
+            "steps, layers) as mup_coord_check returns"
+        )
+    _, steps, layers = data.shape
+    names = [f"layer {i}" for i in range(layers)] if layer_names is None else list(layer_names)
+    if len(names) != layers:
+        raise ValueError(f"{name}: layer_names has {len(names)} names for {layers} layers")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, steps, figsize=(3.2 * steps, 3.0), sharey=True, squeeze=False)
+    for t, ax in enumerate(axes[0]):
+        for i, label in enumerate(names):
+            ax.plot(widths, data[:, t, i], marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("width")
+        ax.set_title("init" if t == 0 else f"step {t}")
+    axes[0][0].set_ylabel("mean |activation|")
+    axes[0][-1].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

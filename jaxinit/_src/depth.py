@@ -11,6 +11,9 @@ effect grows with it. Each rule here shrinks the branches (or their updates) wit
 * Fixup, T-Fixup, DeepNet/DeepNorm: bounds on the size of each update, from a Taylor
   argument, give branch scales that are powers of the depth.
 * ReZero, SkipInit, zero-gamma: start every branch at exactly zero.
+* Scanned stacks: :func:`per_layer` draws slice i of a stacked (L, ...) leaf with the
+  initializer of layer i, so index-dependent rules (OLMo, torchtitan's ``depth_init``)
+  apply to ``nn.scan``/``nnx.scan`` parameters as they do to unrolled ``layers/i``.
 """
 
 from __future__ import annotations
@@ -18,19 +21,24 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src.base import (
     Axes,
+    InitializerBase,
     Shape,
     ShapeDependent,
     check_choice,
     check_scalar,
     normalize_axes,
 )
+from jaxinit._src.combinators import InitLike, _check_part, _inner, _stats
 from jaxinit._src.fans import compute_fans
 from jaxinit._src.schemes import Normal, TruncatedNormal, VarianceScaling, zeros
 
@@ -220,6 +228,183 @@ def olmo_init(
       https://arxiv.org/abs/2402.00838 (code: allenai/OLMo, ``InitFnType.mitchell``).
     """
     return OLMoInit(layer, d, in_axis, out_axis, dtype)
+
+
+# --- torchtitan -------------------------------------------------------------------------
+
+#: Truncation points (in standard deviations) at or beyond which a truncated normal is
+#: drawn as the untruncated one: the mass beyond 10 sigma is 1.5e-23, which no float32
+#: or float64 sampler resolves (normal draws stay within 5.54 sigma in float32, 8.37 in
+#: float64). Inverse-CDF sampling at such bounds would also return the bound itself when
+#: the uniform draw is exactly its lower end (probability 2^-23 per float32 draw): a
+#: +-2 absolute bound at std 0.0029 is a 690-sigma outlier.
+NO_CUT = 10.0
+
+
+def sigma_truncated(std: float, cutoff: float) -> Normal | TruncatedNormal:
+    r"""N(0, std^2) truncated to +-cutoff std, as ``trunc_normal_(std=s, a=-c s, b=c s)``.
+
+    Truncation in sigma units; a cutoff of :data:`NO_CUT` (10) standard deviations or
+    more is drawn as the untruncated ``jaxinit.normal(std)``, the same law to float
+    precision. torch's absolute bounds a, b become ``cutoff = b / std``.
+    """
+    if cutoff >= NO_CUT:
+        return Normal(std)
+    return TruncatedNormal(std, None, -cutoff, cutoff)
+
+
+def torchtitan_init(layer: int | None = None, *, n_layers: int | None = None,
+                    std: float = 0.02) -> Normal | TruncatedNormal:
+    r"""Builds torchtitan's initializer of a Llama block's output projections.
+
+    .. math:: \sigma_l = \frac{\sigma}{\sqrt{2\,(l + 1)}} \text{ (} \texttt{depth\_init}
+       \text{, block } l\text{)}, \qquad \sigma = \frac{\sigma}{\sqrt{2\,L}}
+       \text{ (} \texttt{depth\_init=False}\text{, L blocks)}
+
+    with sigma = ``std`` = 0.02 and l the 0-based block index: torchtitan's
+    ``TransformerBlock`` sets ``weight_init_std`` so, and draws the attention ``wo`` and
+    the MLP ``w2`` (down) *and* ``w3`` (up) projections from it, while ``wq``, ``wk``,
+    ``wv`` and the MLP ``w1`` (gate) take 0.02. Pass ``layer`` for ``depth_init=True``
+    (torchtitan's default) or ``n_layers`` for ``depth_init=False``.
+
+    Truncation: torchtitan calls ``torch.nn.init.trunc_normal_(w, std=s)`` with the
+    default *absolute* bounds a = -2, b = 2, i.e. at +-2/s standard deviations: over 100
+    sigma at these stds, so nothing is truncated. In sigma units the law is N(0, s^2)
+    truncated at +-2/s, drawn as ``jaxinit.normal(s)`` when 2/s >= 10 (the same law to
+    float precision; see :func:`sigma_truncated`), as ``jaxinit.truncated_normal`` with
+    ``lower = -2/s``, ``upper = 2/s`` for a larger ``std``.
+
+    Args:
+      layer: the block index l (``depth_init=True``), or None.
+      n_layers: the number of blocks L (``depth_init=False``), or None.
+      std: the base standard deviation sigma.
+
+    Returns:
+      A :class:`jaxinit.normal`- or :class:`jaxinit.truncated_normal`-type initializer.
+
+    Example:
+      >>> import jaxinit
+      >>> round(jaxinit.torchtitan_init(3).stddev, 6)          # 0.02 / sqrt(2 * 4)
+      0.007071
+      >>> round(jaxinit.torchtitan_init(n_layers=8).stddev, 6)  # 0.02 / sqrt(16)
+      0.005
+
+    References:
+      Liang et al. (2024), TorchTitan, https://arxiv.org/abs/2410.06511 (code:
+      https://github.com/pytorch/torchtitan, ``torchtitan/models/llama3/model``).
+    """
+    name = "torchtitan_init"
+    sigma = check_scalar(name, "std", std, positive=True)
+    if (layer is None) == (n_layers is None):
+        raise TypeError(
+            f"{name}: pass exactly one of layer= (depth_init) and n_layers= "
+            f"(got layer={layer!r}, n_layers={n_layers!r})"
+        )
+    if layer is not None:
+        if isinstance(layer, bool) or not isinstance(layer, int | np.integer):
+            raise TypeError(f"{name}: layer={layer!r} must be an int")
+        if layer < 0:
+            raise ValueError(f"{name}: layer={layer!r} must be >= 0")
+        s = sigma / math.sqrt(2 * (int(layer) + 1))
+    else:
+        s = sigma / math.sqrt(2 * _positive_int(name, "n_layers", n_layers))
+    return sigma_truncated(s, 2.0 / s)
+
+
+# --- Scanned stacks ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PerLayer(InitializerBase):
+    """Slice i of a stacked leaf drawn from ``init_for(offset + i)`` (see :func:`per_layer`)."""
+
+    init_for: Callable[[int], InitLike]
+    axis: int = 0
+    offset: int = 0
+    name = "per_layer"
+    kinds = "fc"
+    min_rank = 2
+
+    def __post_init__(self) -> None:
+        if not callable(self.init_for):
+            raise TypeError(f"{self.name}: init_for={self.init_for!r} is not callable")
+        for arg in ("axis", "offset"):
+            value = getattr(self, arg)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise TypeError(f"{self.name}: {arg}={value!r} must be an int")
+        if self.offset < 0:
+            raise ValueError(f"{self.name}: offset={self.offset!r} must be >= 0")
+
+    def __repr__(self) -> str:
+        fn = getattr(self.init_for, "__name__", None) or repr(self.init_for)
+        return f"PerLayer(init_for={fn}, axis={self.axis}, offset={self.offset})"
+
+    def _split(self, shape: Shape) -> tuple[int, Shape]:
+        if not -len(shape) <= self.axis < len(shape):
+            raise ValueError(f"{self.name}: axis={self.axis} is out of range for shape={shape}")
+        axis = self.axis % len(shape)
+        return axis, shape[:axis] + shape[axis + 1:]
+
+    def layer_init(self, i: int) -> InitLike:
+        """The initializer of slice i (layer ``offset + i``)."""
+        init = self.init_for(self.offset + i)
+        if not callable(init):
+            raise TypeError(
+                f"{self.name}: init_for({self.offset + i}) gave {init!r}, not an initializer"
+            )
+        return init
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        axis, part = self._split(shape)
+        for i in range(shape[axis]):
+            _check_part(self.layer_init(i), self.name, part, dtype)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        axis, part = self._split(shape)
+        n = shape[axis]
+        keys = jax.random.split(key, n)
+        # Slice i is layer_init(i)(split(key, n)[i], slice shape): its own fans and law.
+        draws = [_inner(self.layer_init(i), self.name, keys[i], part, dtype) for i in range(n)]
+        return jnp.stack(draws, axis=axis) if draws else jnp.zeros(shape, dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        axis, part = self._split(shape)
+        if shape[axis] == 0:
+            return {"distribution": "per_layer (empty)"}
+        stats = dict(_stats(self.layer_init(0), self.name, part, dtype))
+        stats["distribution"] = f"per_layer ({stats.get('distribution', 'unknown')} of layer "\
+            f"{self.offset}, ...)"
+        return stats
+
+
+def per_layer(init_for: Callable[[int], InitLike], axis: int = 0, *, offset: int = 0) -> PerLayer:
+    r"""Builds the initializer of a scanned stack whose rule depends on the layer index.
+
+    For a stacked leaf of shape ``(L, *s)`` (``axis=0``, as ``nn.scan`` / ``nnx.scan``
+    store a stack of L blocks), slice i is drawn as
+    ``init_for(offset + i)(split(key, L)[i], s)``: layer i's own initializer with the
+    fans of one slice. With ``init_for = lambda l: jaxinit.olmo_init(l)`` the stacked
+    output projections get OLMo's sigma_l = 1/sqrt(2 d (l + 1)), slice by slice, the law
+    the unrolled ``layers/l/...`` tree gets from the same rule; ``offset`` is the index
+    of the first slice (a pipeline stage holding layers ``offset..offset+L-1``).
+
+    Args:
+      init_for: layer index -> initializer (a hashable callable, such as a function or
+        :func:`jaxinit.olmo_init`, keeps the result hashable).
+      axis: the layer axis of the stacked leaf.
+      offset: the layer index of slice 0.
+
+    Returns:
+      A :class:`PerLayer` initializer.
+
+    Example:
+      >>> import jax, jaxinit
+      >>> init = jaxinit.per_layer(jaxinit.torchtitan_init)        # depth_init per slice
+      >>> w = init(jax.random.key(0), (4, 256, 256))
+      >>> [round(float(w[i].std()) * (2 * (i + 1)) ** 0.5 / 0.02, 1) for i in range(4)]
+      [1.0, 1.0, 1.0, 1.0]
+    """
+    return PerLayer(init_for, axis, offset)
 
 
 # --- Fixup and T-Fixup ------------------------------------------------------------------

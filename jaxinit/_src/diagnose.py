@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._src import probe
-from jaxinit._src.base import check_scalar
+from jaxinit._src.base import check_int, check_scalar
 from jaxinit._src.diagnostics import (
     JacobianSpectrum,
     Stats,
@@ -613,13 +613,9 @@ def diagnose(
     import optax  # lazily: optax is an optional extra
 
     for arg, value in (("batch_size", batch_size), ("jacobian_examples", jacobian_examples)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: {arg}={value!r} must be a positive int")
-    if num_classes is not None and (
-        not isinstance(num_classes, int | np.integer) or isinstance(num_classes, bool)
-        or num_classes < 2
-    ):
-        raise ValueError(f"{name}: num_classes={num_classes!r} must be an int >= 2")
+        check_int(name, arg, value, minimum=1)
+    if num_classes is not None:
+        check_int(name, "num_classes", num_classes, minimum=2)
     saturation = check_scalar(name, "saturation", saturation, positive=True)
     if loss is not None and not callable(loss):
         raise TypeError(f"{name}: loss={loss!r} must be a callable loss(apply, batch)")

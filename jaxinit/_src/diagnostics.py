@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._src import probe
-from jaxinit._src.base import check_choice, check_scalar
+from jaxinit._src.base import check_choice, check_int, check_scalar
 
 
 class Stats(NamedTuple):
@@ -465,8 +465,7 @@ def jacobian_spectrum(
     check_choice(name, "method", method, ("auto", "exact", "lanczos"))
     for arg, value in (("max_exact", max_exact), ("num_iters", num_iters),
                        ("num_probes", num_probes)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: {arg}={value!r} must be a positive int")
+        check_int(name, arg, value, minimum=1)
     if key is None:
         key = _default_key()
     adapter = probe.adapt(name, model, variables=variables, params=params,

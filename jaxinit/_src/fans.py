@@ -6,16 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import TypedDict
 
-from jaxinit._src.base import Axes, check_shape, normalize_axes
-
-
-def _axes(name: str, arg: str, axes: Axes, rank: int) -> tuple[int, ...]:
-    normalized = normalize_axes(name, arg, axes)
-    listed = (normalized,) if isinstance(normalized, int) else normalized
-    for axis in listed:
-        if not -rank <= axis < rank:
-            raise ValueError(f"{name}: {arg}={axes!r} is out of range for a rank-{rank} shape")
-    return tuple(sorted(a % rank for a in listed))
+from jaxinit._src.base import Axes, check_axes, check_shape
 
 
 def compute_fans(
@@ -56,9 +47,9 @@ def compute_fans(
             f"{name}: shape={shape} has rank {rank}; fans need rank >= 2 "
             "(or pass in_axis and out_axis explicitly)"
         )
-    ins = _axes(name, "in_axis", in_axis, rank)
-    outs = _axes(name, "out_axis", out_axis, rank)
-    batch = _axes(name, "batch_axis", batch_axis, rank)
+    ins = check_axes(name, "in_axis", in_axis, rank)
+    outs = check_axes(name, "out_axis", out_axis, rank)
+    batch = check_axes(name, "batch_axis", batch_axis, rank)
     named = ins + outs + batch
     if len(set(named)) != len(named):
         raise ValueError(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from typing import Any, Literal
 
 import jax
@@ -26,9 +25,16 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src import sampling
-from jaxinit._src.base import InitializerBase, Shape, check_choice, check_key, check_scalar
+from jaxinit._src.base import (
+    InitializerBase,
+    Shape,
+    check_choice,
+    check_int,
+    check_key,
+    check_scalar,
+)
 from jaxinit._src.schemes import Constant, zeros
-from jaxinit.torch import kaiming_uniform
+from jaxinit._src.torch_init import kaiming_uniform
 
 LoRAVariant = Literal["kaiming", "gaussian"]
 
@@ -105,9 +111,7 @@ def lora_b() -> Constant:
 
 
 def _check_r(name: str, r: Any, bound: int | None = None) -> int:
-    if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r <= 0:
-        raise ValueError(f"{name}: r={r!r} must be a positive int (r >= 1)")
-    rank = int(r)
+    rank = check_int(name, "r", r, minimum=1)
     if bound is not None and rank > bound:
         raise ValueError(
             f"{name}: r={r!r} must be <= min(fan_in, fan_out) = {bound} for this kernel"
@@ -235,8 +239,7 @@ def pissa(
             raise ValueError("pissa: key is only used with niter (the randomized SVD)")
         u, s, vh = jnp.linalg.svd(w, full_matrices=False)
     else:
-        if isinstance(niter, bool) or not isinstance(niter, numbers.Integral) or niter < 0:
-            raise ValueError(f"pissa: niter={niter!r} must be an int >= 0")
+        check_int("pissa", "niter", niter, minimum=0)
         if key is None:
             raise ValueError(f"pissa: niter={niter} needs a PRNG key (key=None)")
         check_key("pissa", key)

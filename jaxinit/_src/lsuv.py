@@ -9,10 +9,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxinit._src import probe
-from jaxinit._src.base import check_scalar
+from jaxinit._src.base import check_int, check_scalar
 from jaxinit._src.orthogonal import orthogonal
 
 
@@ -146,8 +145,7 @@ def lsuv(
     x = probe.as_array(name, "x", x)
     tol = check_scalar(name, "tol", tol, positive=True)
     target = check_scalar(name, "target", target, positive=True)
-    if not isinstance(max_iters, int | np.integer) or isinstance(max_iters, bool) or max_iters < 1:
-        raise ValueError(f"{name}: max_iters={max_iters!r} must be a positive int")
+    check_int(name, "max_iters", max_iters, minimum=1)
     if key is None:
         key = jax.random.key(0)
     adapter = probe.adapt(name, model, variables=variables, params=params,

@@ -39,7 +39,9 @@ from jaxinit._src.base import (
     Axes,
     Shape,
     ShapeDependent,
+    check_axes,
     check_choice,
+    check_int,
     check_scalar,
     normalize_axes,
 )
@@ -208,8 +210,8 @@ def _classify_one(
     except ValueError as err:
         raise ValueError(f"{name}: {path!r}: {err}") from None
     rank = len(shape)
-    ins = {a % rank for a in ((in_axis,) if isinstance(in_axis, int) else in_axis)}
-    outs = {a % rank for a in ((out_axis,) if isinstance(out_axis, int) else out_axis)}
+    ins = set(check_axes(name, "in_axis", in_axis, rank))
+    outs = set(check_axes(name, "out_axis", out_axis, rank))
     if any(infinite[a] for a in range(rank) if a not in ins | outs):
         raise ValueError(
             f"{name}: {path!r} has shape {shape} and base shape {bshape}: only input and "
@@ -583,3 +585,91 @@ def mup_attention_scale(head_dim: int, base_head_dim: int | None = None) -> floa
         return 1.0 / d
     d0 = check_scalar(name, "base_head_dim", base_head_dim, positive=True)
     return math.sqrt(d0) / d
+
+
+def mup_readout_multiplier(width: int, base_width: int) -> float:
+    r"""The logit multiplier of a readout tied to the input embedding, under muP.
+
+    .. math:: \text{logits} = \frac{\text{base\_width}}{\text{width}}\; h\, E^\top
+
+    A tied embedding ``E`` (vocab x width) keeps its input-class initialization and
+    learning rate (:func:`mup_rules` and :func:`mup_lr_scale` classify it as an input
+    weight); the readout that reuses it multiplies its input by ``1 / width_mult``, as
+    ``mup.MuSharedReadout`` does. (``mup.set_base_shapes`` also multiplies the shared
+    embedding by ``sqrt(width_mult)``, its readout rescaling reaching the shared weight;
+    jaxinit leaves the embedding as initialized.)
+
+    Args:
+      width: the model's width (the embedding dimension).
+      base_width: the base model's width.
+
+    Returns:
+      ``base_width / width``, a float.
+
+    Example:
+      >>> import jaxinit
+      >>> jaxinit.mup_readout_multiplier(1024, base_width=256)
+      0.25
+
+    References:
+      Yang et al. (2021), Tensor Programs V, Appendix B (tied input and output
+      embeddings), https://arxiv.org/abs/2203.03466.
+    """
+    name = "mup_readout_multiplier"
+    return check_int(name, "base_width", base_width, minimum=1) / check_int(
+        name, "width", width, minimum=1
+    )
+
+
+class DepthMuP(NamedTuple):
+    """Depth-muP's branch multiplier and learning-rate multiplier (see :func:`depth_mup`)."""
+
+    branch_multiplier: float
+    lr_multiplier: float
+
+
+def depth_mup(
+    n_layers: int, base_n_layers: int | None = None, *, optimizer: Optimizer = "adam"
+) -> DepthMuP:
+    r"""Depth-muP: the residual-branch multiplier and learning rate for L blocks.
+
+    Each residual block adds its branch scaled by :math:`a/\sqrt{L}`,
+
+    .. math:: x_{l+1} = x_l + \frac{a}{\sqrt{L}} F_l(x_l),
+
+    so the stream's variance stays bounded as the depth L grows (the L branches each add
+    variance ~ 1/L), and the hidden weights' learning rate is :math:`\eta/\sqrt{L}` under
+    Adam (unchanged under SGD), so that feature updates are Theta(1) at any depth. Relative
+    to a base depth :math:`L_0` (the depth whose hyperparameters were tuned), both
+    multipliers are :math:`\sqrt{L_0/L}`, and the standard parametrization is recovered at
+    :math:`L = L_0`. Apply the branch multiplier in the forward pass and the learning-rate
+    multiplier to the weights inside the blocks (e.g. with :func:`jaxinit.mup_lr_scale`'s
+    path-based scaling or ``optax.multi_transform``).
+
+    Args:
+      n_layers: the number L of residual blocks.
+      base_n_layers: the base depth :math:`L_0` (None: absolute :math:`1/\sqrt{L}`).
+      optimizer: ``"adam"`` (learning rate scaled) or ``"sgd"`` (learning rate kept).
+
+    Returns:
+      A :class:`DepthMuP` ``(branch_multiplier, lr_multiplier)``.
+
+    Example:
+      >>> import jaxinit
+      >>> jaxinit.depth_mup(64, base_n_layers=4)
+      DepthMuP(branch_multiplier=0.25, lr_multiplier=0.25)
+      >>> jaxinit.depth_mup(64, base_n_layers=4, optimizer="sgd").lr_multiplier
+      1.0
+
+    References:
+      Yang, Yu, Zhu & Hayou (2023), Tensor Programs VI: Feature Learning in Infinite-Depth
+      Neural Networks, https://arxiv.org/abs/2310.02244; Bordelon et al. (2023), Depthwise
+      Hyperparameter Transfer in Residual Networks, https://arxiv.org/abs/2309.16620.
+    """
+    name = "depth_mup"
+    depth = check_int(name, "n_layers", n_layers, minimum=1)
+    base = 1 if base_n_layers is None else check_int(name, "base_n_layers", base_n_layers,
+                                                     minimum=1)
+    check_choice(name, "optimizer", optimizer, OPTIMIZERS)
+    multiplier = math.sqrt(base / depth)
+    return DepthMuP(multiplier, multiplier if optimizer == "adam" else 1.0)

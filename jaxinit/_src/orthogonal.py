@@ -12,7 +12,14 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src import sampling, threefry
-from jaxinit._src.base import InitializerBase, Shape, check_choice, check_int, check_scalar
+from jaxinit._src.base import (
+    InitializerBase,
+    Shape,
+    check_axes,
+    check_choice,
+    check_int,
+    check_scalar,
+)
 
 Method = Literal["qr", "cholesky_qr2"]
 METHODS: tuple[str, ...] = ("qr", "cholesky_qr2")
@@ -24,12 +31,6 @@ METHODS: tuple[str, ...] = ("qr", "cholesky_qr2")
 #: draws past it (square float32 matrices from about 1500, cond ~ n) fall back to
 #: Householder QR of the same draw.
 CHOLESKY_QR2_TOLERANCE = 0.5
-
-
-def _axis(name: str, arg: str, axis: int, rank: int) -> int:
-    if not -rank <= axis < rank:
-        raise ValueError(f"{name}: {arg}={axis} is out of range for a rank-{rank} shape")
-    return axis % rank
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Orthogonal(InitializerBase):
         check_choice(self.name, "method", self.method, METHODS)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
-        _axis(self.name, "column_axis", self.column_axis, len(shape))
+        check_axes(self.name, "column_axis", self.column_axis, len(shape))
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         axis = self.column_axis % len(shape)
@@ -207,7 +208,7 @@ class DeltaOrthogonal(Orthogonal):
                 f"{self.name}: shape={shape} has more input channels ({shape[-2]}) than "
                 f"output channels ({shape[-1]}); an orthogonal centre tap needs in <= out"
             )
-        _axis(self.name, "column_axis", self.column_axis, 2)
+        check_axes(self.name, "column_axis", self.column_axis, 2)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         centre = tuple((k - 1) // 2 for k in shape[:-2])  # the middle, or left of it

@@ -32,6 +32,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxinit._src.paths import path_str
+
 _LOCAL = threading.local()
 
 
@@ -234,10 +236,6 @@ def _nnx_layer(module: Any) -> bool:
     return any(isinstance(v, nnx.Param) for v in vars(module).values())
 
 
-def _path_name(path: tuple[Any, ...]) -> str:
-    return "/".join(str(p) for p in path)
-
-
 def _adapt_nnx(model: Any, kwargs: dict[str, Any]) -> Adapter:
     from flax import nnx
 
@@ -251,7 +249,7 @@ def _adapt_nnx(model: Any, kwargs: dict[str, Any]) -> Adapter:
         names.clear()
         for path, mod in nnx.iter_modules(m):
             if _nnx_layer(mod):
-                names[id(mod)] = _path_name(path) or type(mod).__name__
+                names[id(mod)] = path_str(path) or type(mod).__name__
         return m(x, **kwargs)
 
     def instrumented() -> contextlib.AbstractContextManager[None]:
@@ -378,26 +376,10 @@ def _adapt_equinox(model: Any, kwargs: dict[str, Any]) -> Adapter:
 # Parameter paths.
 
 
-def _key_name(k: Any) -> str | None:
-    if isinstance(k, jax.tree_util.DictKey):
-        return str(k.key)
-    if isinstance(k, jax.tree_util.SequenceKey):
-        return str(k.idx)
-    if isinstance(k, jax.tree_util.GetAttrKey):
-        return None if k.name == "value" else k.name  # an nnx Variable's payload
-    if isinstance(k, jax.tree_util.FlattenedIndexKey):
-        return str(k.key)
-    return str(k)
-
-
 def flat_paths(tree: Any) -> dict[str, Any]:
     """The leaves of a parameter tree keyed by '/'-joined path ('Dense_0/kernel')."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    out = {}
-    for path, leaf in leaves:
-        parts = [n for n in (_key_name(k) for k in path) if n is not None]
-        out["/".join(parts)] = leaf
-    return out
+    return {path_str(path): leaf for path, leaf in leaves}
 
 
 def set_paths(tree: Any, updates: Mapping[str, jax.Array]) -> Any:
@@ -405,8 +387,7 @@ def set_paths(tree: Any, updates: Mapping[str, jax.Array]) -> Any:
     leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
     new = []
     for path, leaf in leaves:
-        name = "/".join(n for n in (_key_name(k) for k in path) if n is not None)
-        new.append(updates.get(name, leaf))
+        new.append(updates.get(path_str(path), leaf))
     return jax.tree_util.tree_unflatten(treedef, new)
 
 

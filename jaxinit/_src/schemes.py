@@ -510,7 +510,7 @@ def variance_scaling(
       1.4
 
     References:
-      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html;
+      Glorot & Bengio (2010), https://proceedings.mlr.press/v9/glorot10a.html;
       He et al. (2015), https://arxiv.org/abs/1502.01852.
     """
     return VarianceScaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
@@ -542,7 +542,7 @@ def glorot_uniform(
       (3, 3, 16, 32)
 
     References:
-      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html
+      Glorot & Bengio (2010), https://proceedings.mlr.press/v9/glorot10a.html
     """
     return VarianceScaling(1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
 
@@ -573,7 +573,7 @@ def glorot_normal(
       (64, 32)
 
     References:
-      Glorot & Bengio (2010), http://proceedings.mlr.press/v9/glorot10a.html
+      Glorot & Bengio (2010), https://proceedings.mlr.press/v9/glorot10a.html
     """
     return VarianceScaling(1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis, dtype)
 
@@ -666,7 +666,7 @@ def lecun_uniform(
       (64, 32)
 
     References:
-      LeCun et al. (1998), Efficient BackProp;
+      LeCun et al. (1998), Efficient BackProp, https://doi.org/10.1007/3-540-49430-8_2;
       Klambauer et al. (2017), https://arxiv.org/abs/1706.02515
     """
     return VarianceScaling(1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
@@ -698,7 +698,7 @@ def lecun_normal(
       (64, 32)
 
     References:
-      LeCun et al. (1998), Efficient BackProp;
+      LeCun et al. (1998), Efficient BackProp, https://doi.org/10.1007/3-540-49430-8_2;
       Klambauer et al. (2017), https://arxiv.org/abs/1706.02515
     """
     return VarianceScaling(1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype)
@@ -782,6 +782,7 @@ def sparse(sparsity: float, stddev: float = 1e-2, dtype: DTypeLike | None = None
       [6, 6, 6, 6]
 
     References:
-      Martens (2010), Deep learning via Hessian-free optimization, ICML.
+      Martens (2010), Deep learning via Hessian-free optimization, ICML,
+      https://www.cs.toronto.edu/~jmartens/docs/Deep_HessianFree.pdf.
     """
     return Sparse(sparsity, stddev, dtype)

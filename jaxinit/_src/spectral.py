@@ -29,9 +29,8 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src import paths as _paths
-from jaxinit._src.base import Axes, InitializerBase, Shape, check_choice, check_scalar
+from jaxinit._src.base import Axes, InitializerBase, Shape, check_axes, check_choice, check_scalar
 from jaxinit._src.base import normalize_axes as _normalize_axes
-from jaxinit._src.fans import _axes
 from jaxinit._src.mup import DEFAULT_AXES, OPTIMIZERS, _compile_axes, scale_updates_by_path
 from jaxinit._src.orthogonal import Orthogonal
 
@@ -41,8 +40,8 @@ def _matrix_view(name: str, shape: Shape, in_axis: Axes, out_axis: Axes) -> tupl
 ]:
     """(permutation putting the output axes last, rows, cols) of a kernel's matrix view."""
     rank = len(shape)
-    outs = _axes(name, "out_axis", out_axis, rank)
-    ins = _axes(name, "in_axis", in_axis, rank)
+    outs = check_axes(name, "out_axis", out_axis, rank)
+    ins = check_axes(name, "in_axis", in_axis, rank)
     if set(ins) & set(outs):
         raise ValueError(f"{name}: in_axis={in_axis!r} and out_axis={out_axis!r} overlap")
     rest = tuple(a for a in range(rank) if a not in outs)

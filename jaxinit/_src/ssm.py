@@ -1,6 +1,7 @@
 """State-space model initializers.
 
 Mamba (Gu & Dao, 2023, https://arxiv.org/abs/2312.00752): ``A_log`` and the ``dt`` bias;
+Mamba-2's scalar ``A_log`` (https://arxiv.org/abs/2405.21060);
 S4D-Lin and S4D-Inv (https://arxiv.org/abs/2206.11893); HiPPO-LegS A and B
 (https://arxiv.org/abs/2008.07669); the LRU's ``nu_log`` and ``theta_log``
 (https://arxiv.org/abs/2303.06349); Griffin's RG-LRU Λ (https://arxiv.org/abs/2402.19427).
@@ -236,6 +237,76 @@ def mamba_dt_bias(
     Reference: https://arxiv.org/abs/2312.00752
     """
     return MambaDtBias(dt_min=dt_min, dt_max=dt_max, dt_floor=dt_floor, dtype=dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mamba2ALog(InitializerBase):
+    """Mamba-2's per-head scalar ``A_log``: the log of a uniform draw on ``[a_min, a_max]``.
+
+    .. math:: A_{\\log}[h] = \\log a_h, \\quad a_h \\sim U(a_{\\min}, a_{\\max}),
+
+    so that the per-head decay :math:`A = -\\exp(A_{\\log})` lies in
+    :math:`[-a_{\\max}, -a_{\\min}]` (the reference implementation's ``A_init_range``,
+    default (1, 16)). transformers' ``Mamba2`` instead sets the deterministic
+    :math:`\\log(1..H)`, which is :func:`mamba_a_log` on an ``(H,)`` shape. Sampled in
+    float32 (float64 for float64) and then cast.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> a = jax.numpy.exp(jaxinit.mamba2_a_log()(jax.random.key(0), (8,)))
+        >>> bool(((a >= 1) & (a <= 16)).all())
+        True
+
+    Reference: Dao & Gu (2024), https://arxiv.org/abs/2405.21060 (Mamba-2, the SSD layer's
+    scalar A).
+    """
+
+    a_min: float = 1.0
+    a_max: float = 16.0
+    dtype: DTypeLike | None = None
+    name = "mamba2_a_log"
+    min_rank = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        a_min = check_scalar(self.name, "a_min", self.a_min, positive=True)
+        a_max = check_scalar(self.name, "a_max", self.a_max, positive=True)
+        _check_range(self.name, "a_min", a_min, "a_max", a_max)
+        object.__setattr__(self, "a_min", a_min)
+        object.__setattr__(self, "a_max", a_max)
+
+    def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
+        u = sampling.uniform(key, shape, dtype)
+        return jnp.log(self.a_min + u * (self.a_max - self.a_min)).astype(dtype)
+
+    def stats(self, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
+        # E[log a] and E[log^2 a] for a ~ U(lo, hi), from the antiderivatives
+        # a (log a - 1) and a (log^2 a - 2 log a + 2).
+        lo, hi = self.a_min, self.a_max
+        m1 = (hi * (math.log(hi) - 1) - lo * (math.log(lo) - 1)) / (hi - lo)
+        m2 = (hi * (math.log(hi) ** 2 - 2 * math.log(hi) + 2)
+              - lo * (math.log(lo) ** 2 - 2 * math.log(lo) + 2)) / (hi - lo)
+        return {
+            "distribution": "log of uniform(a_min, a_max)",
+            "mean": m1,
+            "std": math.sqrt(max(m2 - m1 * m1, 0.0)),
+            "bounds": (math.log(lo), math.log(hi)),
+        }
+
+
+def mamba2_a_log(
+    a_min: float = 1.0, a_max: float = 16.0, dtype: DTypeLike | None = None
+) -> Mamba2ALog:
+    """Mamba-2 scalar A_log, :math:`\\log U(a_{\\min}, a_{\\max})`; see :class:`Mamba2ALog`.
+
+    Example:
+        >>> import jax, jaxinit
+        >>> jaxinit.mamba2_a_log(1.0, 4.0)(jax.random.key(0), (3,)).shape
+        (3,)
+
+    Reference: https://arxiv.org/abs/2405.21060
+    """
+    return Mamba2ALog(a_min=a_min, a_max=a_max, dtype=dtype)
 
 
 def _tiny_log(x: jax.Array) -> jax.Array:

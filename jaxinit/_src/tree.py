@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from jaxinit._src.base import check_key
+from jaxinit._src.paths import flax_boxes, is_float_array, path_str, unbox
 
 Rules = Sequence[tuple[str | re.Pattern[str], Callable[..., Any]]] | Mapping[
     str | re.Pattern[str], Callable[..., Any]
@@ -45,36 +45,6 @@ def leaf_key(key: jax.Array, path: str) -> jax.Array:
     return jax.random.fold_in(key, np.uint32(stable_hash(path)))
 
 
-def _entry(entry: Any) -> str:
-    for attr in ("key", "name", "idx"):
-        if hasattr(entry, attr):
-            return str(getattr(entry, attr))
-    return str(entry)
-
-
-def path_str(keypath: Sequence[Any]) -> str:
-    """A jax key path as the '/'-joined string rules match, e.g. ``params/Dense_0/kernel``."""
-    return "/".join(_entry(e) for e in keypath)
-
-
-def _flax_types() -> tuple[Any, ...]:
-    """flax's boxes (linen metadata, nnx Variables), if flax is already imported."""
-    if "flax" not in sys.modules:
-        return ()
-    from flax import nnx
-    from flax.core import meta
-
-    return (meta.AxisMetadata, nnx.Variable)
-
-
-def _unbox(leaf: Any, boxes: tuple[Any, ...]) -> Any:
-    if boxes and isinstance(leaf, boxes[1]):
-        return leaf.get_value()
-    if boxes and isinstance(leaf, boxes[0]):
-        return leaf.unbox()
-    return leaf
-
-
 def _rebox(leaf: Any, value: Any, boxes: tuple[Any, ...], in_place: bool) -> Any:
     if boxes and isinstance(leaf, boxes[1]):
         if in_place:
@@ -84,17 +54,6 @@ def _rebox(leaf: Any, value: Any, boxes: tuple[Any, ...], in_place: bool) -> Any
     if boxes and isinstance(leaf, boxes[0]):
         return leaf.replace_boxed(value)
     return value
-
-
-def _is_param(value: Any) -> bool:
-    """An array (concrete, traced or abstract) with a float or complex dtype."""
-    dtype = getattr(value, "dtype", None)
-    if dtype is None or not hasattr(value, "shape"):
-        return False
-    try:
-        return bool(jax.dtypes.issubdtype(dtype, np.inexact))
-    except TypeError:
-        return False
 
 
 def _sharding(value: Any) -> NamedSharding | None:
@@ -179,7 +138,7 @@ def reinit(tree: Any, key: jax.Array, rules: Rules, *, strict: bool = True) -> A
     """
     check_key("reinit", key)
     compiled = _compile_rules(rules)
-    boxes = _flax_types()
+    boxes = flax_boxes()
     module = None
     if boxes and not isinstance(tree, boxes):
         from flax import nnx
@@ -190,12 +149,12 @@ def reinit(tree: Any, key: jax.Array, rules: Rules, *, strict: bool = True) -> A
     is_box = (lambda x: isinstance(x, boxes)) if boxes else None
     flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_box)
     paths = [path_str(p) for p, _ in flat]
-    values = [_unbox(leaf, boxes) for _, leaf in flat]
-    shapes = {p: tuple(v.shape) for p, v in zip(paths, values, strict=True) if _is_param(v)}
+    values = [unbox(leaf, boxes) for _, leaf in flat]
+    shapes = {p: tuple(v.shape) for p, v in zip(paths, values, strict=True) if is_float_array(v)}
     used = [False] * len(compiled)
     jobs: list[tuple[int, str, Any, Any]] = []   # (leaf index, path, initializer, value)
     for index, (path, value) in enumerate(zip(paths, values, strict=True)):
-        if not _is_param(value):
+        if not is_float_array(value):
             continue
         matched = next((i for i, (regex, _) in enumerate(compiled) if regex.fullmatch(path)),
                        None)

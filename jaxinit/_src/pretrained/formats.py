@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._src.paths import path_str
 from jaxinit._src.pretrained.errors import PretrainedError
 
 Format = Literal["auto", "safetensors", "npz", "msgpack", "orbax", "torch", "hf", "memory"]
@@ -401,18 +402,6 @@ def check_specs(name: str, specs: dict[str, TensorSpec]) -> None:
             )
 
 
-def join_path(path: tuple[Any, ...]) -> str:
-    parts = []
-    for k in path:
-        for attr in ("key", "idx", "name"):
-            if hasattr(k, attr):
-                parts.append(str(getattr(k, attr)))
-                break
-        else:
-            parts.append(str(k))
-    return "/".join(parts)
-
-
 def add_unique(name: str, flat: dict[str, Any], key: str, value: Any) -> None:
     """Adds `key` to `flat`, refusing a key two paths flatten to (``a/b`` and ``{a: {b}}``)."""
     if key in flat:
@@ -640,7 +629,7 @@ def _flatten_tree(name: str, tree: Any) -> dict[str, np.ndarray]:
     flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)[0]
     arrays: dict[str, np.ndarray] = {}
     for path, leaf in flat:
-        key = join_path(path)
+        key = path_str(path)
         if hasattr(leaf, "get_value"):
             leaf = leaf.get_value()
         add_unique(name, arrays, key, leaf_to_numpy(name, key, leaf))
@@ -684,7 +673,7 @@ def _open_orbax(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
         flat = jax.tree_util.tree_flatten_with_path(tree)[0]
         specs: dict[str, TensorSpec] = {}
         for p, m in flat:
-            add_unique(name, specs, join_path(p), TensorSpec(tuple(m.shape), np.dtype(m.dtype)))
+            add_unique(name, specs, path_str(p), TensorSpec(tuple(m.shape), np.dtype(m.dtype)))
     except PretrainedError:
         raise
     except Exception as e:
@@ -701,7 +690,7 @@ def _open_orbax(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
             restored = ocp.PyTreeCheckpointer().restore(
                 path.resolve(), args=ocp.args.PyTreeRestore(restore_args=args))
             flat_restored = jax.tree_util.tree_flatten_with_path(restored)[0]
-            cache.update({join_path(p): np.asarray(a) for p, a in flat_restored})
+            cache.update({path_str(p): np.asarray(a) for p, a in flat_restored})
         return cache[key]
 
     return Weights(name=name, fmt="orbax", identity=file_identity(path, "orbax"), specs=specs,

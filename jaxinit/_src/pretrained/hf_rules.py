@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from jaxinit._src.pretrained import layout
+from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.merge import Rule, _flatten_target
 
-FAMILIES: tuple[str, ...] = ("llama", "gpt2")
+FAMILIES: tuple[str, ...] = ("llama", "gemma", "mixtral", "gpt2", "bert", "vit")
 
-# (HF module path under the layer, Flax leaf name, transform) for one Llama decoder layer.
+# (HF module under the layer, HF leaf, Flax leaf, transform) for one Llama decoder layer.
 _LLAMA_LAYER = (
     ("self_attn.q_proj", "weight", "kernel", layout.linear),
     ("self_attn.k_proj", "weight", "kernel", layout.linear),
@@ -24,15 +25,20 @@ _LLAMA_LAYER = (
     ("self_attn.o_proj", "bias", "bias", None),  # Llama's attention_bias
     ("self_attn.q_norm", "weight", "scale", None),  # Qwen3
     ("self_attn.k_norm", "weight", "scale", None),
+    ("input_layernorm", "weight", "scale", None),
+    ("post_attention_layernorm", "weight", "scale", None),
+)
+_LLAMA_MLP = (
     ("mlp.gate_proj", "weight", "kernel", layout.linear),
     ("mlp.up_proj", "weight", "kernel", layout.linear),
     ("mlp.down_proj", "weight", "kernel", layout.linear),
     ("mlp.gate_proj", "bias", "bias", None),  # Llama's mlp_bias
     ("mlp.up_proj", "bias", "bias", None),
     ("mlp.down_proj", "bias", "bias", None),
-    ("input_layernorm", "weight", "scale", None),
-    ("post_attention_layernorm", "weight", "scale", None),
 )
+# Mixtral's sparse MoE block: a router and per-expert SwiGLU weights w1 (gate), w3 (up),
+# w2 (down); experts.E.wN.weight stack into one experts/wN leaf of shape (experts, in, out).
+_MIXTRAL_MOE = (("block_sparse_moe.gate", "weight", "kernel", layout.linear),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,12 +66,76 @@ _GPT2_LAYER = (
 )
 
 
+_W, _B = r"(?:weight|gamma)", r"(?:bias|beta)"  # old BERT checkpoints: LayerNorm.gamma/beta
+
+
+def _dense(module: str) -> tuple[tuple[str, str, str, Any], ...]:
+    return ((module, "weight", "kernel", layout.linear), (module, "bias", "bias", None))
+
+
+def _norm(module: str) -> tuple[tuple[str, str, str, Any], ...]:
+    return ((module, _W, "scale", None), (module, _B, "bias", None))
+
+
+# One BERT encoder layer, and one ViT encoder layer (pre-norm, HF's ViT names).
+_BERT_LAYER = (*_dense("attention.self.query"), *_dense("attention.self.key"),
+               *_dense("attention.self.value"), *_dense("attention.output.dense"),
+               *_norm("attention.output.LayerNorm"), *_dense("intermediate.dense"),
+               *_dense("output.dense"), *_norm("output.LayerNorm"))
+_VIT_LAYER = (*_dense("attention.attention.query"), *_dense("attention.attention.key"),
+              *_dense("attention.attention.value"), *_dense("attention.output.dense"),
+              *_dense("intermediate.dense"), *_dense("output.dense"),
+              *_norm("layernorm_before"), *_norm("layernorm_after"))
+
+
 def _rename(module: str, overrides: Mapping[str, str]) -> str:
     """HF dotted module path -> the target's '/'-joined path, with `overrides` applied per
     component (``{"self_attn": "attn"}``) or to the whole path (``{"model.norm": "ln_f"}``)."""
     if module in overrides:
         return overrides[module]
     return "/".join(overrides.get(c, c) for c in module.split("."))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Names:
+    """How the target spells things: its collection prefix, its layer-list style
+    ("/" for nnx's ``layers/N``, "_" for linen's ``layers_N``, "scan" for one stacked
+    leaf per parameter) and which optional modules it has."""
+
+    overrides: Mapping[str, str]
+    paths: tuple[str, ...] | None  # None: no target given
+    lead: str = ""
+
+    def has(self, module: str) -> bool:
+        """Whether the target has `module` (True when no target was given)."""
+        if self.paths is None:
+            return True
+        head = self.lead + _rename(module, self.overrides) + "/"
+        return any(p.startswith(head) for p in self.paths)
+
+    def flax(self, module: str, leaf: str) -> str:
+        return self.lead + _rename(module, self.overrides) + "/" + leaf
+
+    def style(self, layers: str) -> str:
+        if self.paths is None:
+            return "/"
+        name = re.escape(self.lead + _rename(layers, self.overrides))
+        if any(re.match(rf"{name}/\d+/", p) for p in self.paths):
+            return "/"
+        if any(re.match(rf"{name}_\d+/", p) for p in self.paths):
+            return "_"
+        if any(re.match(rf"{name}/[^/]+/", p) for p in self.paths):
+            return "scan"
+        return "/"
+
+    def layer(self, layers: str, module: str, leaf: str, *, inner: bool = False) -> str:
+        """Template for a per-layer key whose regex captures the layer number as group 1
+        (and, with `inner`, an expert number as group 2, stacked on the leaf's axis 0)."""
+        base = self.lead + _rename(layers, self.overrides)
+        tail = "/".join(x for x in (_rename(module, self.overrides), leaf) if x)
+        if self.style(layers) == "scan":
+            return f"{base}/{tail}" + ("[\\1,\\2]" if inner else "[\\1]")
+        return f"{base}{self.style(layers)}\\1/{tail}" + ("[\\2]" if inner else "")
 
 
 def rules(
@@ -76,9 +146,10 @@ def rules(
 ) -> list[Rule]:
     r"""Rules mapping a Hugging Face checkpoint's names onto a Flax model, for `load_pretrained`.
 
-    For ``family="llama"`` (Llama 2/3, Mistral; Qwen2's q/k/v biases and Qwen3's q/k
-    norms when the checkpoint has them) the target is expected to mirror the HF module
-    names, as an nnx model written after ``transformers``' ``LlamaForCausalLM`` does:
+    The target is expected to mirror the HF module names (as an nnx model written after
+    the ``transformers`` class does), with ``/`` for ``.``. For ``family="llama"``
+    (Llama 2/3, Mistral; Qwen2's q/k/v biases and Qwen3's q/k norms when the checkpoint
+    has them):
 
     - ``model.embed_tokens.weight`` (V, E) -> ``model/embed_tokens/embedding`` (V, E);
     - ``model.layers.N.self_attn.q_proj.weight`` (out, in) ->
@@ -93,28 +164,63 @@ def rules(
     :func:`jaxinit.layout.linear`, :math:`K = W^\top`, so :math:`x K = x W^\top` as in
     ``torch.nn.Linear``. Norm weights and the embedding table are copied as they are.
 
-    Given a `target`, the rules follow its names: a linen tree's ``params/`` collection
-    and ``layers_N`` auto-names (instead of nnx's ``layers/N``) are found, and with tied
-    embeddings (a checkpoint written with ``tie_word_embeddings=True`` has no
-    ``lm_head.weight``) a target without ``lm_head`` reuses the embedding table itself,
-    e.g. through ``nnx.Embed.attend``. A target that has ``lm_head`` but a checkpoint that
-    does not is reported as a missing key by ``load_pretrained``.
+    ``family="gemma"`` (Gemma 1) has Llama's names. Its norm weights are stored as an
+    offset: the target's RMSNorm must compute :math:`x / \mathrm{rms}(x) \cdot (1 + w)`
+    with the copied :math:`w`, and its embedding output is scaled by
+    :math:`\sqrt{E}` (rounded to the activation dtype); the output is tied to the
+    embedding. ``family="mixtral"`` replaces the MLP with a sparse mixture of experts:
+    ``block_sparse_moe.gate.weight`` -> ``.../block_sparse_moe/gate/kernel`` (E, experts)
+    and each expert's ``block_sparse_moe.experts.X.w1.weight`` (likewise ``w2``, ``w3``)
+    is transposed and stacked into one leaf ``.../block_sparse_moe/experts/w1`` of shape
+    (experts, in, out), expert ``X`` at index ``X``.
 
-    For ``family="gpt2"`` (``GPT2LMHeadModel`` or ``GPT2Model`` keys) the target mirrors
-    HF's names (``transformer/wte/embedding``, ``transformer/h/N/ln_1/scale``,
-    ``.../attn/c_proj/kernel``, ``.../mlp/c_fc/kernel``, ``transformer/ln_f/bias``).
-    GPT-2's ``Conv1D`` weights are already (in, out) and are copied as they are; the
-    fused ``attn.c_attn`` (E, 3E) kernel and (3E,) bias are split by :class:`split_qkv`
-    into ``.../attn/q_proj``, ``k_proj`` and ``v_proj`` (thirds in that order).
+    ``family="gpt2"`` (``GPT2LMHeadModel`` or ``GPT2Model`` keys): ``transformer/wte``,
+    ``transformer/h/N/ln_1/scale``, ``.../attn/c_proj/kernel``, ``.../mlp/c_fc/kernel``,
+    ``transformer/ln_f/bias``. GPT-2's ``Conv1D`` weights are already (in, out) and are
+    copied; the fused ``attn.c_attn`` (E, 3E) kernel and (3E,) bias are split by
+    :class:`split_qkv` into ``.../attn/q_proj``, ``k_proj`` and ``v_proj``.
+
+    ``family="bert"`` (``BertModel``, or ``BertForMaskedLM`` whose keys start with
+    ``bert.``): ``embeddings/word_embeddings/embedding`` (and ``position_embeddings``,
+    ``token_type_embeddings``), ``embeddings/LayerNorm/scale``,
+    ``encoder/layer/N/attention/self/query/kernel``, ``.../attention/output/dense``,
+    ``.../attention/output/LayerNorm``, ``.../intermediate/dense``, ``.../output/dense``,
+    ``.../output/LayerNorm``, ``pooler/dense``, and the MLM head
+    ``cls/predictions/transform/dense``, ``.../transform/LayerNorm``,
+    ``cls/predictions/bias``; old checkpoints' ``LayerNorm.gamma``/``beta`` are read as
+    ``weight``/``bias``. ``family="vit"`` (``ViTModel``, or
+    ``ViTForImageClassification`` with ``vit.`` keys and ``classifier``):
+    ``embeddings/cls_token`` (1, 1, E) and ``embeddings/position_embeddings``
+    (1, patches + 1, E) copied, ``embeddings/patch_embeddings/projection/kernel``
+    converted by :func:`jaxinit.layout.conv` to (p, p, C, E) for an NHWC ``nnx.Conv``,
+    ``encoder/layer/N/attention/attention/query`` (``key``, ``value``),
+    ``.../attention/output/dense``, ``.../intermediate/dense``, ``.../output/dense``,
+    ``.../layernorm_before``, ``.../layernorm_after``, ``layernorm``, ``pooler/dense``,
+    ``classifier``. For a target with a ``bert/`` (``vit/``) submodule the body's paths
+    start with it, as the HF head models' keys do.
+
+    Given a `target`, the rules follow its names: a linen tree's ``params/`` collection
+    and ``layers_N`` auto-names (instead of nnx's ``layers/N``) are found, and so are
+    *scanned* layers (``nnx.scan``/``nn.scan`` over layers stacked by ``nnx.vmap``, one
+    leaf ``model/layers/mlp/up_proj/kernel`` of shape (layers, in, out)): per-layer
+    keys are then stacked along axis 0 in layer order (a missing layer is a
+    ``PretrainedError`` naming its key; Mixtral's experts go on axis 1). With tied
+    embeddings (a checkpoint written with ``tie_word_embeddings=True`` has no
+    ``lm_head.weight``) a target without ``lm_head`` (``cls/predictions/decoder`` for
+    BERT) reuses the embedding table, e.g. through ``nnx.Embed.attend``, and the
+    checkpoint's copy, if any, is dropped. A target that has ``lm_head`` but a checkpoint
+    that does not is reported as a missing key by ``load_pretrained``.
 
     RoPE: the rules keep HF's q/k output order, the *rotate-half* layout (feature ``i``
-    is paired with ``i + D/2`` in each head of size ``D``); a model that rotates
-    interleaved pairs (``2i``, ``2i+1``) must permute the q/k kernels' head features.
+    is paired with ``i + D/2`` in each head of size ``D``); for a model that rotates
+    interleaved pairs (``2i``, ``2i+1``) convert the q/k kernels with
+    :func:`with_interleaved_rope` (it permutes the q/k rows with :class:`rope_interleaved`).
 
     Args:
-      family: the checkpoint family; one of ``"llama"``, ``"gpt2"``.
+      family: the checkpoint family; one of ``"llama"``, ``"gemma"``, ``"mixtral"``,
+        ``"gpt2"``, ``"bert"``, ``"vit"``.
       target: the Flax parameters the rules are for (an nnx module or state, linen
-        variables, or an abstract tree), or None for nnx paths as in the table above.
+        variables, or an abstract tree), or None for nnx paths as above.
       overrides: HF module name -> the target's name, per path component
         (``{"self_attn": "attn", "model": "backbone"}``) or for a whole dotted module path
         (``{"model.norm": "final_norm"}``).
@@ -124,7 +230,8 @@ def rules(
       ``jaxinit.load_pretrained(..., rules=...)``.
 
     Raises:
-      ValueError: an unknown `family`, or `overrides` that is not a str -> str mapping.
+      PretrainedError: an unsupported `family` (the message lists the supported ones).
+      ValueError: `overrides` that is not a str -> str mapping.
 
     Example:
       >>> import jaxinit
@@ -136,65 +243,127 @@ def rules(
 
     References:
       Llama in ``transformers``:
-      https://huggingface.co/docs/transformers/model_doc/llama
+      https://huggingface.co/docs/transformers/model_doc/llama ; Gemma:
+      https://huggingface.co/docs/transformers/model_doc/gemma ; Mixtral:
+      https://huggingface.co/docs/transformers/model_doc/mixtral ; BERT:
+      https://huggingface.co/docs/transformers/model_doc/bert ; ViT:
+      https://huggingface.co/docs/transformers/model_doc/vit
     """
     if family not in FAMILIES:
-        raise ValueError(f"jaxinit.hf.rules: family={family!r} is not one of {FAMILIES}")
+        raise PretrainedError(f"jaxinit.hf.rules: family={family!r} is not supported; "
+                              f"supported families: {', '.join(FAMILIES)}")
     overrides = dict(overrides or {})
     for k, v in overrides.items():
         if not (isinstance(k, str) and isinstance(v, str)):
             raise ValueError(f"jaxinit.hf.rules: overrides must map str -> str, got {k!r}: {v!r}")
-    lead, sep, has_lm_head = "", "/", True
+    names = _Names(overrides, None)
     if target is not None:
         tgt = _flatten_target(target)
-        paths = list(tgt.values)
-        if "params" in tgt.collections:
-            lead = "params/"
-        layers = _rename("transformer.h" if family == "gpt2" else "model.layers", overrides)
-        if not any(re.match(rf"(?:params/)?{re.escape(layers)}/\d+/", p) for p in paths) and \
-                any(re.match(rf"(?:params/)?{re.escape(layers)}_\d+/", p) for p in paths):
-            sep = "_"
-        head = lead + _rename("lm_head", overrides) + "/"
-        has_lm_head = any(p.startswith(head) for p in paths)
-
-    def flax(module: str, leaf: str) -> str:
-        return lead + _rename(module, overrides) + "/" + leaf
-
+        names = _Names(overrides, tuple(tgt.values),
+                       "params/" if "params" in tgt.collections else "")
     if family == "gpt2":
-        return _gpt2(flax, lead, sep, has_lm_head, overrides)
-    out: list[Rule] = [(r"model\.embed_tokens\.weight", flax("model.embed_tokens", "embedding"),
-                        None)]
-    layers = lead + _rename("model.layers", overrides)
-    for module, hf_leaf, leaf, transform in _LLAMA_LAYER:
-        regex = rf"model\.layers\.(\d+)\.{re.escape(module)}\.{hf_leaf}"
-        out.append((regex, f"{layers}{sep}\\1/{_rename(module, overrides)}/{leaf}", transform))
-    out.append((r"model\.norm\.weight", flax("model.norm", "scale"), None))
-    out.append((r"lm_head\.weight", flax("lm_head", "kernel") if has_lm_head else None,
+        return _gpt2(names)
+    if family in ("bert", "vit"):
+        return _encoder(names, family)
+    return _llama(names, family)
+
+
+def _per_layer(names: _Names, hf_layers: str, layers: str,
+               table: tuple[tuple[str, str, str, Any], ...]) -> list[Rule]:
+    """Rules for `table`'s entries under each layer ``<hf_layers>.N.`` (a regex prefix)."""
+    return [(rf"{hf_layers}\.(\d+)\.{re.escape(module)}\.{hf_leaf}",
+             names.layer(layers, module, leaf), transform)
+            for module, hf_leaf, leaf, transform in table]
+
+
+def _llama(names: _Names, family: str) -> list[Rule]:
+    out: list[Rule] = [(r"model\.embed_tokens\.weight",
+                        names.flax("model.embed_tokens", "embedding"), None)]
+    out += _per_layer(names, r"model\.layers", "model.layers", _LLAMA_LAYER)
+    if family == "mixtral":
+        out += _per_layer(names, r"model\.layers", "model.layers", _MIXTRAL_MOE)
+        for w in ("w1", "w2", "w3"):  # expert X of layer N -> slice X (scanned: [N, X])
+            out.append((rf"model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.{w}\.weight",
+                        names.layer("model.layers", "block_sparse_moe.experts", w, inner=True),
+                        layout.linear))
+    else:
+        out += _per_layer(names, r"model\.layers", "model.layers", _LLAMA_MLP)
+    out.append((r"model\.norm\.weight", names.flax("model.norm", "scale"), None))
+    out.append((r"lm_head\.weight",
+                names.flax("lm_head", "kernel") if names.has("lm_head") else None,
                 layout.linear))
     # Rotary inverse frequencies are computed, not learned (older checkpoints store them).
     out.append((r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq", None, None))
     return out
 
 
-def _gpt2(flax: Callable[[str, str], str], lead: str, sep: str, has_lm_head: bool,
-          overrides: Mapping[str, str]) -> list[Rule]:
+def _encoder(names: _Names, family: str) -> list[Rule]:
+    body = family if names.paths is not None and names.has(family) else ""
+    p = rf"(?:{family}\.)?"  # the head models' keys start with "bert." / "vit."
+
+    def top(module: str) -> str:
+        return f"{body}.{module}" if body else module
+
+    out: list[Rule] = []
+    if family == "bert":
+        for emb in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+            out.append((rf"{p}embeddings\.{emb}\.weight",
+                        names.flax(top(f"embeddings.{emb}"), "embedding"), None))
+        tops = (*_norm("embeddings.LayerNorm"), *_dense("pooler.dense"))
+        table = _BERT_LAYER
+    else:
+        out.append((rf"{p}embeddings\.cls_token", names.flax(top("embeddings"), "cls_token"),
+                    None))
+        out.append((rf"{p}embeddings\.position_embeddings",
+                    names.flax(top("embeddings"), "position_embeddings"), None))
+        proj = "embeddings.patch_embeddings.projection"
+        out.append((rf"{p}{re.escape(proj)}\.weight", names.flax(top(proj), "kernel"),
+                    layout.conv))
+        out.append((rf"{p}{re.escape(proj)}\.bias", names.flax(top(proj), "bias"), None))
+        tops = (*_norm("layernorm"), *_dense("pooler.dense"))
+        table = _VIT_LAYER
+    for module, hf_leaf, leaf, transform in tops:
+        out.append((rf"{p}{re.escape(module)}\.{hf_leaf}", names.flax(top(module), leaf),
+                    transform))
+    out += _per_layer(names, rf"{p}encoder\.layer", top("encoder.layer"), table)
+    if family == "bert":
+        head = (*_dense("cls.predictions.transform.dense"),
+                *_norm("cls.predictions.transform.LayerNorm"),
+                *_dense("cls.seq_relationship"))
+        for module, hf_leaf, leaf, transform in head:
+            out.append((rf"{re.escape(module)}\.{hf_leaf}", names.flax(module, leaf),
+                        transform))
+        out.append((r"cls\.predictions\.bias", names.flax("cls.predictions", "bias"), None))
+        # The decoder is tied to word_embeddings, its bias to cls.predictions.bias.
+        tied = not names.has("cls.predictions.decoder")
+        out.append((r"cls\.predictions\.decoder\.weight",
+                    None if tied else names.flax("cls.predictions.decoder", "kernel"),
+                    layout.linear))
+        out.append((r"cls\.predictions\.decoder\.bias",
+                    None if tied else names.flax("cls.predictions.decoder", "bias"), None))
+        out.append((rf"{p}embeddings\.position_ids", None, None))  # a buffer, not a weight
+    else:
+        out += [(rf"classifier\.{leaf}", names.flax("classifier", flax), t)
+                for leaf, flax, t in (("weight", "kernel", layout.linear),
+                                      ("bias", "bias", None))]
+    return out
+
+
+def _gpt2(names: _Names) -> list[Rule]:
     t = r"(?:transformer\.)?"  # GPT2LMHeadModel's keys start with "transformer.", GPT2Model's not
     out: list[Rule] = [
-        (rf"{t}wte\.weight", flax("transformer.wte", "embedding"), None),
-        (rf"{t}wpe\.weight", flax("transformer.wpe", "embedding"), None),
+        (rf"{t}wte\.weight", names.flax("transformer.wte", "embedding"), None),
+        (rf"{t}wpe\.weight", names.flax("transformer.wpe", "embedding"), None),
     ]
-    blocks = lead + _rename("transformer.h", overrides)
-    attn = _rename("attn", overrides)
-    out.append((rf"{t}h\.(\d+)\.attn\.c_attn\.weight", f"{blocks}{sep}\\1/{attn}",
-                split_qkv("kernel")))
-    out.append((rf"{t}h\.(\d+)\.attn\.c_attn\.bias", f"{blocks}{sep}\\1/{attn}",
-                split_qkv("bias")))
-    for module, hf_leaf, leaf, transform in _GPT2_LAYER:
-        regex = rf"{t}h\.(\d+)\.{re.escape(module)}\.{hf_leaf}"
-        out.append((regex, f"{blocks}{sep}\\1/{_rename(module, overrides)}/{leaf}", transform))
-    out.append((rf"{t}ln_f\.weight", flax("transformer.ln_f", "scale"), None))
-    out.append((rf"{t}ln_f\.bias", flax("transformer.ln_f", "bias"), None))
-    out.append((r"lm_head\.weight", flax("lm_head", "kernel") if has_lm_head else None,
+    out.append((rf"{t}h\.(\d+)\.attn\.c_attn\.weight",
+                names.layer("transformer.h", "attn", ""), split_qkv("kernel")))
+    out.append((rf"{t}h\.(\d+)\.attn\.c_attn\.bias",
+                names.layer("transformer.h", "attn", ""), split_qkv("bias")))
+    out += _per_layer(names, rf"{t}h", "transformer.h", _GPT2_LAYER)
+    out.append((rf"{t}ln_f\.weight", names.flax("transformer.ln_f", "scale"), None))
+    out.append((rf"{t}ln_f\.bias", names.flax("transformer.ln_f", "bias"), None))
+    out.append((r"lm_head\.weight",
+                names.flax("lm_head", "kernel") if names.has("lm_head") else None,
                 layout.linear))
     # The causal-mask buffers older versions saved are not weights.
     out.append((rf"{t}h\.\d+\.attn\.(?:masked_)?bias", None, None))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -13,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinit._src.base import check_choice
+from jaxinit._src.paths import path_str
 from jaxinit._src.pretrained.errors import PretrainedError
-from jaxinit._src.pretrained.formats import Format, Weights, join_path, open_weights
+from jaxinit._src.pretrained.formats import Format, Weights, open_weights
 from jaxinit._src.pretrained.initializer import cast
 from jaxinit._src.pretrained.layout import layout_hint
 from jaxinit._src.pretrained.report import LoadReport, Mismatch
@@ -41,7 +43,7 @@ class _Target:
 
     def rebuild(self, new: dict[str, Any]) -> Any:
         if self.kind == "tree":
-            leaves = [new.get(join_path(p), leaf) for p, leaf in self.entries]
+            leaves = [new.get(path_str(p), leaf) for p, leaf in self.entries]
             return jax.tree_util.tree_unflatten(self.treedef, leaves)
         from flax import nnx
 
@@ -73,9 +75,9 @@ def _flatten_target(target: Any) -> _Target:
     values = {}
     for path, leaf in entries:
         if not isinstance(leaf, jax.Array | np.ndarray | jax.ShapeDtypeStruct):
-            raise TypeError(f"load_pretrained: target leaf {join_path(path)!r} is a "
+            raise TypeError(f"load_pretrained: target leaf {path_str(path)!r} is a "
                             f"{type(leaf).__name__}, not an array or jax.ShapeDtypeStruct")
-        values[join_path(path)] = leaf
+        values[path_str(path)] = leaf
     collections = tuple(map(str, target)) if isinstance(target, Mapping) and "params" in target \
         else ()
     return _Target("tree", target, values, entries, treedef, collections)
@@ -125,9 +127,16 @@ def load_pretrained(
     ``\\1`` refers to groups) gives the '/'-joined target path; a key no rule matches maps
     to itself. A rule's transform (a :mod:`jaxinit.layout` converter) converts the array;
     a transform returning a mapping (``layout.attention_qkv``) writes each entry under
-    ``template/<entry>``; a rule with template None drops the key. Everything (keys,
-    shapes, dtypes, casts, finiteness) is validated before anything is written, so a load
-    that fails leaves the target exactly as it was.
+    ``template/<entry>``; a rule with template None drops the key.
+
+    A template ending in ``[i]`` (or ``[i,j]``) writes slice ``i`` (``[i, j]``) of the
+    leading axes of the target leaf: per-layer keys ``model.layers.N.mlp.up_proj.weight``
+    stack into one scanned leaf of shape ``(layers, ...)`` with the template
+    ``model/layers/mlp/up_proj/kernel[\\1]``, in index order. Every slice must be filled
+    exactly once: a missing index is an error naming the key that would fill it.
+
+    Everything (keys, shapes, dtypes, casts, finiteness) is validated before anything is
+    written, so a load that fails leaves the target exactly as it was.
 
     Target paths are '/'-joined: ``params/Dense_0/kernel`` and ``batch_stats/...`` for
     linen variables, ``linear/kernel`` for nnx modules and states. For an abstract target
@@ -154,8 +163,9 @@ def load_pretrained(
 
     Raises:
       PretrainedError: on a refused file, a shape mismatch (by default), an overflowing
-        cast, a non-finite value, two keys mapped to one target, or a policy set to
-        "error"; the target is left untouched.
+        cast, a non-finite value, two keys mapped to one target (or one slice of it), a
+        stacked leaf with a missing or out-of-range index, or a policy set to "error";
+        the target is left untouched.
 
     Example:
       >>> import jax, numpy as np, jaxinit
@@ -192,9 +202,10 @@ def load_pretrained(
     reinit_set = set(report.reinit)
 
     # --- Plan: map every key, check every shape, before reading any data ----------------
-    plan: dict[str, list[tuple[str, str]]] = {}  # source key -> [(output name, target path)]
+    plan: dict[str, list[_Out]] = {}  # source key -> [(output name, target path, slice)]
     transforms: dict[str, Callable[[Any], Any] | None] = {}
     claimed: dict[str, str] = {}
+    slots: dict[str, dict[tuple[int, ...], str]] = {}  # stacked target -> {index: key}
     deferred: list[tuple[str, str]] = []  # transforms whose shapes need the data
     for key in weights:
         if any(r.fullmatch(key) for r in ignore_res):
@@ -223,7 +234,7 @@ def load_pretrained(
             deferred.append((key, path))
             transforms[key] = transform
             continue
-        _plan_outputs(key, path, outputs, tgt, report, reinit_set, plan, claimed)
+        _plan_outputs(key, path, outputs, tgt, report, reinit_set, plan, claimed, slots)
         transforms[key] = transform
 
     # Transforms that need concrete data: apply them now (still nothing written).
@@ -232,11 +243,16 @@ def load_pretrained(
         out = _apply(weights, key, transforms[key])
         converted[key] = out
         structs = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in out.items()}
-        _plan_outputs(key, path, structs, tgt, report, reinit_set, plan, claimed)
+        _plan_outputs(key, path, structs, tgt, report, reinit_set, plan, claimed, slots)
 
+    bad = {m.target.partition("[")[0] for m in report.mismatched}
+    for full, filled in slots.items():
+        if full not in bad:
+            _check_stack(weights.name, full, tuple(tgt.values[full].shape), filled)
+        claimed.setdefault(full, next(iter(filled.values())))
     report.missing = [p for p in tgt.values if p not in claimed and p not in reinit_set]
     _enforce(report, on_missing, on_unexpected, on_mismatch)
-    planned = {path for outs in plan.values() for _, path in outs}
+    planned = {path for outs in plan.values() for _, path, _ in outs}
     abstract = [p for p in tgt.values
                 if isinstance(tgt.values[p], jax.ShapeDtypeStruct) and p not in planned]
     if abstract:
@@ -247,18 +263,33 @@ def load_pretrained(
 
     # --- Execute: read, convert, cast, place; still nothing written into the target -----
     new: dict[str, Any] = {}
+    stacks: dict[str, np.ndarray] = {}  # stacked leaves being filled, on the host
+    left = {full: len(filled) for full, filled in slots.items() if full not in bad}
     for key, outs in plan.items():
         out = converted.pop(key, None) or _apply(weights, key, transforms[key])
-        for name, path in outs:
+        for name, path, index in outs:
+            if path in bad:
+                continue
             array = np.asarray(out[name])
             leaf = tgt.values[path]
-            if array.shape != tuple(leaf.shape):  # a transform that lied to eval_shape
-                raise PretrainedError(f"{weights.name}: key {key!r} -> {path}: shape "
-                                      f"{array.shape} != target {tuple(leaf.shape)}")
-            where = f"{weights.name}: key {key!r} -> {path}"
+            shape = tuple(leaf.shape)[len(index or ()):]
+            label = path if index is None else f"{path}[{','.join(map(str, index))}]"
+            if array.shape != shape:  # a transform that lied to eval_shape
+                raise PretrainedError(f"{weights.name}: key {key!r} -> {label}: shape "
+                                      f"{array.shape} != target {shape}")
+            where = f"{weights.name}: key {key!r} -> {label}"
             array, info = cast(where, array, np.dtype(leaf.dtype))
             if info is not None:
-                report.cast.append(dataclasses.replace(info, key=path))
+                report.cast.append(dataclasses.replace(info, key=label))
+            if index is not None:
+                if path not in stacks:
+                    stacks[path] = np.empty(tuple(leaf.shape), np.dtype(leaf.dtype))
+                stacks[path][index] = array
+                left[path] -= 1
+                if left[path]:
+                    continue
+                array = stacks.pop(path)
+                key = ", ".join(slots[path][i] for i in sorted(slots[path]))
             sharding = getattr(leaf, "sharding", None)
             new[path] = (jax.device_put(array, sharding) if sharding is not None
                          else jnp.asarray(array))
@@ -280,28 +311,85 @@ def _apply(weights: Weights, key: str, transform: Callable[[Any], Any] | None
     return dict(out) if isinstance(out, Mapping) else {"": out}
 
 
+_Out = tuple[str, str, tuple[int, ...] | None]
+_SLICE = re.compile(r"(.*)\[(\d+(?:,\d+)*)\]")
+
+
 def _plan_outputs(key: str, path: str, outputs: Mapping[str, Any], tgt: _Target,
-                  report: LoadReport, reinit_set: set[str],
-                  plan: dict[str, list[tuple[str, str]]], claimed: dict[str, str]) -> None:
+                  report: LoadReport, reinit_set: set[str], plan: dict[str, list[_Out]],
+                  claimed: dict[str, str], slots: dict[str, dict[tuple[int, ...], str]]
+                  ) -> None:
+    sliced = _SLICE.fullmatch(path)
+    index = tuple(int(i) for i in sliced.group(2).split(",")) if sliced else None
+    base = sliced.group(1) if sliced else path
     for name, struct in outputs.items():
-        full = f"{path}/{name}" if name else path
+        full = f"{base}/{name}" if name else base
         label = key if full == key else f"{key} -> {full}"
         if full not in tgt.values:
-            report.unexpected.append(label)
+            report.unexpected.append(label if index is None else f"{label}{list(index)}")
             continue
         if full in reinit_set:
             continue
-        if full in claimed:
-            raise PretrainedError(f"{report.source}: keys {claimed[full]!r} and {key!r} both map "
-                                  f"to target {full!r}; fix the rules")
         wanted = tuple(tgt.values[full].shape)
+        where = full if index is None else f"{full}[{','.join(map(str, index))}]"
+        if index is None:
+            if full in claimed or full in slots:
+                other = claimed.get(full) or next(iter(slots[full].values()))
+                raise PretrainedError(f"{report.source}: keys {other!r} and {key!r} both map "
+                                      f"to target {full!r}; fix the rules")
+        else:
+            filled = slots.setdefault(full, {})
+            if full in claimed or index in filled:
+                other = claimed.get(full) or filled[index]
+                raise PretrainedError(f"{report.source}: keys {other!r} and {key!r} both map "
+                                      f"to target {where!r}; fix the rules")
+            if len(index) > len(wanted) or any(
+                    i >= n for i, n in zip(index, wanted, strict=False)):
+                raise PretrainedError(f"{report.source}: key {key!r} -> {where}: index out of "
+                                      f"range for the stacked target of shape {wanted}")
+            filled[index] = key
+            wanted = wanted[len(index):]
         if tuple(struct.shape) != wanted:
-            report.mismatched.append(Mismatch(key, full, tuple(struct.shape), wanted,
+            report.mismatched.append(Mismatch(key, where, tuple(struct.shape), wanted,
                                               layout_hint(tuple(struct.shape), wanted)))
-            claimed[full] = key  # not missing: it is reported as a mismatch
+            if index is None:
+                claimed[full] = key  # not missing: it is reported as a mismatch
             continue
-        claimed[full] = key
-        plan.setdefault(key, []).append((name, full))
+        if index is None:
+            claimed[full] = key
+        plan.setdefault(key, []).append((name, full, index))
+
+
+def _check_stack(source: str, full: str, shape: tuple[int, ...],
+                 filled: dict[tuple[int, ...], str]) -> None:
+    """Every slice of a stacked target leaf must come from some key."""
+    depths = {len(i) for i in filled}
+    if len(depths) > 1:
+        raise PretrainedError(f"{source}: target {full!r} is indexed with both "
+                              f"{sorted(depths)} leading axes; fix the rules")
+    (depth,) = depths
+    for index in itertools.product(*map(range, shape[:depth])):
+        if index not in filled:
+            raise PretrainedError(
+                f"{source}: key {_sibling(filled, index)!r} is missing: target {full!r} of "
+                f"shape {shape} stacks {shape[:depth]} slices and "
+                f"[{','.join(map(str, index))}] has no key")
+
+
+def _sibling(filled: dict[tuple[int, ...], str], index: tuple[int, ...]) -> str:
+    """The key that would fill `index`: a filled slice's key with its index numbers, left
+    to right, swapped for `index`'s (``model.layers.0.x`` -> ``model.layers.3.x``)."""
+    have, key = next(iter(filled.items()))
+    parts = re.split(r"(\d+)", key)  # the numbers in the key are at the odd positions
+    pos = 1
+    for old, want in zip(have, index, strict=True):
+        while pos < len(parts) and parts[pos] != str(old):
+            pos += 2
+        if pos >= len(parts):
+            return f"{key} at slice {list(index)}"
+        parts[pos] = str(want)
+        pos += 2
+    return "".join(parts)
 
 
 def _enforce(report: LoadReport, on_missing: str, on_unexpected: str, on_mismatch: str) -> None:

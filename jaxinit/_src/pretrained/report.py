@@ -8,8 +8,8 @@ from typing import Any
 
 import jax
 
+from jaxinit._src.paths import path_str
 from jaxinit._src.pretrained.errors import PretrainedError
-from jaxinit._src.pretrained.formats import join_path
 from jaxinit._src.pretrained.initializer import CastInfo
 
 
@@ -101,13 +101,13 @@ class LoadReport:
         variables dict or one collection (``variables["params"]``).
         """
         flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_variable_leaf)
-        values = [self.is_loaded(join_path(p)) == loaded for p, _ in flat]
+        values = [self.is_loaded(path_str(p)) == loaded for p, _ in flat]
         return jax.tree_util.tree_unflatten(treedef, values)
 
     def labels(self, tree: Any, *, loaded: str = "frozen", fresh: str = "trainable") -> Any:
         """A pytree of labels like `tree` for ``optax.partition``: `loaded` or `fresh`."""
         flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_variable_leaf)
-        values = [loaded if self.is_loaded(join_path(p)) else fresh for p, _ in flat]
+        values = [loaded if self.is_loaded(path_str(p)) else fresh for p, _ in flat]
         return jax.tree_util.tree_unflatten(treedef, values)
 
     @property
