@@ -69,6 +69,7 @@ step bench_transformer_init "$PYTHON" benchmarks/bench_transformer_init.py
 # Needs 8 devices: the accelerators if there are 8, else 8 simulated CPU devices.
 step bench_sharded_init "$PYTHON" benchmarks/bench_sharded_init.py
 step bench_pretrained_load "$PYTHON" benchmarks/bench_pretrained_load.py
+step bench_hf_load "$PYTHON" benchmarks/bench_hf_load.py
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "failed: ${failed[*]}"

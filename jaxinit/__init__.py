@@ -75,11 +75,14 @@ from jaxinit._src.orthogonal import orthogonal as orthogonal
 from jaxinit._src.pretrained.errors import PretrainedError as PretrainedError
 from jaxinit._src.pretrained.formats import Weights as Weights
 from jaxinit._src.pretrained.formats import open_weights as open_weights
+from jaxinit._src.pretrained.hf_export import save_hf as save_hf
 from jaxinit._src.pretrained.initializer import Pretrained as Pretrained
 from jaxinit._src.pretrained.initializer import pretrained as pretrained
 from jaxinit._src.pretrained.merge import LoadWarning as LoadWarning
 from jaxinit._src.pretrained.merge import load_pretrained as load_pretrained
 from jaxinit._src.pretrained.report import LoadReport as LoadReport
+from jaxinit._src.pretrained.stream import StreamReport as StreamReport
+from jaxinit._src.pretrained.stream import stream_pretrained as stream_pretrained
 from jaxinit._src.recipes import recipe as recipe
 from jaxinit._src.schemes import constant as constant
 from jaxinit._src.schemes import glorot_normal as glorot_normal
@@ -202,6 +205,9 @@ __all__ = [
     "load_pretrained",
     "LoadReport",
     "LoadWarning",
+    "stream_pretrained",
+    "StreamReport",
+    "save_hf",
     "PretrainedError",
     "layout",
     "hf",

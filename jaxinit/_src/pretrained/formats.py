@@ -92,6 +92,7 @@ class Weights(Mapping[str, np.ndarray]):
         metadata: Mapping[str, Any] | None = None,
         allow_nonfinite: bool = False,
         keepalive: Any = None,
+        slicer: Callable[[str, tuple[slice, ...]], np.ndarray] | None = None,
     ) -> None:
         self.name = name
         self.format = fmt
@@ -101,6 +102,7 @@ class Weights(Mapping[str, np.ndarray]):
         self._metadata = dict(metadata or {})
         self.allow_nonfinite = allow_nonfinite
         self._keepalive = keepalive  # keeps an in-memory source alive while id() names it
+        self._slicer = slicer
 
     # --- Mapping -----------------------------------------------------------------
     def __getitem__(self, key: str) -> np.ndarray:
@@ -122,6 +124,44 @@ class Weights(Mapping[str, np.ndarray]):
         if array.flags.writeable:
             array = array.view()
             array.flags.writeable = False
+        return array
+
+    @property
+    def can_slice(self) -> bool:
+        """Whether :meth:`read_slice` reads only the slice (safetensors) or the whole array."""
+        return self._slicer is not None
+
+    def read_slice(self, key: str, index: tuple[slice, ...]) -> np.ndarray:
+        """``weights[key][index]``, reading only those bytes where the format allows it.
+
+        `index` holds one ``slice`` (step None or 1) per axis. Safetensors files and
+        Hugging Face safetensors directories read just the slice (the tensor's byte
+        range is memory-mapped for this read only); other formats read the whole array
+        and slice it. The slice is
+        checked like a whole array (shape, dtype, finiteness).
+        """
+        spec = self.spec(key)
+        if (not isinstance(index, tuple) or len(index) != len(spec.shape)
+                or not all(isinstance(s, slice) and s.step in (None, 1) for s in index)):
+            raise ValueError(f"Weights.read_slice: index={index!r} for key {key!r} must hold "
+                             f"{len(spec.shape)} slices with step 1 (one per axis)")
+        want = tuple(len(range(*s.indices(n))) for s, n in zip(index, spec.shape, strict=True))
+        if self._slicer is None:
+            return self[key][index]
+        try:
+            array = np.asarray(self._slicer(key, index))
+        except PretrainedError:
+            raise
+        except Exception as e:  # a format library's error, wrapped with the key
+            raise PretrainedError(
+                f"{self.name}: cannot read key {key!r}{list(index)}: {type(e).__name__}: {e}"
+            ) from e
+        if array.shape != want or array.dtype != spec.dtype:
+            raise PretrainedError(
+                f"{self.name}: key {key!r}{list(index)} read as {array.dtype}"
+                f"{list(array.shape)}, expected {spec.dtype}{list(want)}; the file is corrupted"
+            )
+        check_finite(self.name, key, array, self.allow_nonfinite)
         return array
 
     def __contains__(self, key: object) -> bool:
@@ -181,11 +221,32 @@ class Weights(Mapping[str, np.ndarray]):
         return f"Weights({self.name!r}, format={self.format!r}, keys={len(self)})"
 
 
+# Exponent masks of the 16-bit float formats: inf and NaN are those with every exponent bit
+# set (IEEE 754 binary16; bfloat16 keeps float32's 8-bit exponent).
+_EXPONENT_BITS = {np.dtype(np.float16): np.uint16(0x7C00),
+                  np.dtype(jnp.bfloat16): np.uint16(0x7F80)}
+
+
 def check_finite(name: str, key: str, array: np.ndarray, allow_nonfinite: bool) -> None:
     """Rejects NaN/inf in a float or complex array unless `allow_nonfinite`."""
     inexact = array.dtype.kind in "fc" or jax.dtypes.issubdtype(array.dtype, np.floating)
     if allow_nonfinite or not inexact:
         return
+    exponent = _EXPONENT_BITS.get(array.dtype)
+    if exponent is not None:  # all-ones exponent is inf/NaN: an integer test, much faster
+        bits = np.ascontiguousarray(array).reshape(-1).view(np.uint16)
+        # Masked values are at most the mask, which only an all-ones exponent reaches.
+        # In chunks through one small buffer: no allocation the size of the array.
+        buffer = np.empty(min(bits.size, 1 << 20), np.uint16)
+        flagged = False
+        for i in range(0, bits.size, 1 << 20):
+            chunk = bits[i:i + (1 << 20)]
+            masked = np.bitwise_and(chunk, exponent, out=buffer[:chunk.size])
+            if masked.max() == exponent:
+                flagged = True
+                break
+        if not flagged:
+            return
     finite = np.isfinite(array)
     if not finite.all():
         bad = int(array.size - np.count_nonzero(finite))
@@ -219,7 +280,9 @@ def open_weights(
     Args:
       source: a path (a file, an orbax checkpoint directory, or a Hugging Face model
         directory with ``model.safetensors`` or ``model.safetensors.index.json`` and its
-        shards; its ``config.json`` is in ``metadata["config"]``), a mapping or pytree of
+        shards, or with ``trusted=True`` ``pytorch_model.bin`` or its sharded index; shards
+        are opened only when one of their keys is needed and its ``config.json`` is in
+        ``metadata["config"]``), a mapping or pytree of
         arrays, or an existing :class:`Weights` (returned as is).
       format: "auto" (from the suffix, else the file's magic bytes), "safetensors",
         "npz", "msgpack" (Flax), "orbax", "torch" (``.pt``/``.bin``), "hf" (a Hugging
@@ -269,7 +332,7 @@ def open_weights(
             )
         if fmt == "hf":
             from jaxinit._src.pretrained.hf_dir import open_hf_dir
-            return open_hf_dir(path, allow_nonfinite)
+            return open_hf_dir(path, allow_nonfinite, trusted)
         opener = {"safetensors": _open_safetensors, "npz": _open_npz,
                   "msgpack": _open_msgpack, "orbax": _open_orbax, "torch": _open_torch}
         if fmt not in opener:
@@ -479,8 +542,33 @@ def _open_safetensors(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
             raise PretrainedError(f"{name}: key {key!r}: file truncated while reading")
         return np.frombuffer(buffer, dtype=spec.dtype.newbyteorder("<")).reshape(spec.shape)
 
+    def read_slice(key: str, index: tuple[slice, ...]) -> np.ndarray:
+        # Whole rows are one contiguous read; any other slice memory-maps the tensor's
+        # byte range for this read only, touching just the pages holding tensor[index].
+        begin, _ = offsets[key]
+        spec = specs[key]
+        if math.prod(spec.shape) == 0 or not spec.shape:
+            return read(key)[index]
+        bounds = [s.indices(n)[:2] for s, n in zip(index, spec.shape, strict=True)]
+        if all(b == (0, n) for b, n in zip(bounds[1:], spec.shape[1:], strict=True)):
+            # Whole rows: one contiguous byte range, read straight into the result.
+            (start, stop), row = bounds[0], math.prod(spec.shape[1:]) * spec.dtype.itemsize
+            out = np.empty((max(stop - start, 0), *spec.shape[1:]), spec.dtype)
+            with open(path, "rb") as f:
+                f.seek(data_start + begin + start * row)
+                if f.readinto(out.reshape(-1).view(np.uint8).data) != out.nbytes:
+                    raise PretrainedError(f"{name}: key {key!r}: file truncated while reading")
+            return out
+        mapped = np.memmap(path, dtype=spec.dtype.newbyteorder("<"), mode="r",
+                           offset=data_start + begin, shape=spec.shape)
+        try:
+            return np.array(mapped[index])
+        finally:
+            del mapped
+
     return Weights(name=name, fmt="safetensors", identity=file_identity(path, "safetensors"),
-                   specs=specs, reader=read, metadata=metadata, allow_nonfinite=allow_nonfinite)
+                   specs=specs, reader=read, metadata=metadata, allow_nonfinite=allow_nonfinite,
+                   slicer=read_slice)
 
 
 def _open_npz(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
