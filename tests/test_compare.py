@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 
+import jax
 import numpy as np
 import pytest
 
@@ -321,3 +322,38 @@ def test_cli_out_must_be_a_folder(tmp_path, capsys):
     assert cli.main(["compare", "--out", str(target)]) == 2
     assert capsys.readouterr().err == (f"jaxinit compare: error: --out={str(target)!r}: "
                                        "exists and is not a folder\n")
+
+
+def _conv_same(x, k):
+    """3x3 'SAME' convolution in float64 NumPy: x (n, h, w, c), k (3, 3, c, o)."""
+    n, h, w, _ = x.shape
+    pad = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = np.zeros((n, h, w, k.shape[-1]))
+    for i in range(3):
+        for j in range(3):
+            out += pad[:, i:i + h, j:j + w, :] @ k[i, j]
+    return out
+
+
+def test_resnet_is_a_residual_stack():
+    """The resnet's logits against a float64 NumPy forward pass of the same parameters:
+    stem conv, then x + conv2(relu(conv1(relu(x)))) per block, relu, mean pool, head."""
+    config = cmp.CompareConfig(arch="resnet", depth=2, width=4, steps=4, seeds=2,
+                               schemes=("he",), batch_size=16, probe_batch=16,
+                               jacobian_examples=1)
+    model = cmp.make_model(config, jaxinit.he_normal())
+    x = np.asarray(jax.random.normal(jax.random.key(0), (3, 8, 8, 1)))
+    params = model.init(jax.random.key(1), x)["params"]
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    relu = lambda a: np.maximum(a, 0)
+    h = _conv_same(x.astype(np.float64), p["stem"]["kernel"]) + p["stem"]["bias"]
+    for i in range(2):
+        block = p[f"layer{i}"]
+        y = _conv_same(relu(h), block["conv1"]["kernel"]) + block["conv1"]["bias"]
+        h = h + _conv_same(relu(y), block["conv2"]["kernel"]) + block["conv2"]["bias"]
+    logits = relu(h).mean(axis=(1, 2)) @ p["head"]["kernel"] + p["head"]["bias"]
+    np.testing.assert_allclose(np.asarray(model.apply({"params": params}, x)), logits,
+                               rtol=1e-4, atol=1e-5)
+    (he,) = _tiny("resnet", "he").runs
+    assert he.layers[:3] == ("stem", "layer0/conv1", "layer0/conv2")
+    assert he.curves.shape == (2, 4) and np.isfinite(he.curves).all()

@@ -56,10 +56,12 @@ class CompareConfig:
 
     Attributes:
       arch: "mlp" (``depth`` hidden Dense layers), "cnn" (``depth`` 3x3 conv layers,
-        'SAME' padding, on the 8x8 images), "vit" (``depth`` transformer blocks on 2x2
+        'SAME' padding, on the 8x8 images), "resnet" (a 3x3 stem conv, then ``depth``
+        pre-activation residual blocks x + conv(act(conv(act(x)))), no normalization,
+        global mean pooling), "vit" (``depth`` transformer blocks on 2x2
         patches) or "gpt" (``depth`` causal blocks, next-byte prediction on ``text``).
       depth: number of hidden layers.
-      width: units (mlp) or channels (cnn) of every hidden layer.
+      width: units (mlp), channels (cnn, resnet) or model width (vit, gpt).
       activation: a name from :data:`CLI_ACTIVATIONS`.
       text: for ``gpt``, the text file whose bytes are the tokens (None: the default).
       model, data, loss: ``pkg.mod:name`` or ``path/file.py:name`` specs of the user's
@@ -80,13 +82,14 @@ class CompareConfig:
 
     arch: str = dataclasses.field(default="mlp", metadata=_option(
         NET, "mlp: DEPTH Dense layers of WIDTH units; cnn: DEPTH 3x3 conv layers of WIDTH "
-        "channels on the 8x8 images; vit: DEPTH transformer blocks of width WIDTH on 2x2 "
+        "channels on the 8x8 images; resnet: a stem conv and DEPTH residual blocks of two "
+        "3x3 convs (no normalization); vit: DEPTH transformer blocks of width WIDTH on 2x2 "
         "patches of the images; gpt: DEPTH causal transformer blocks predicting the next "
         "byte of --text (default: %(default)s)", choices=ARCHS))
     depth: int = dataclasses.field(default=30, metadata=_option(
         NET, "number of hidden layers (default: %(default)s)", cli_type=int))
     width: int = dataclasses.field(default=64, metadata=_option(
-        NET, "units (mlp), channels (cnn) or model width (vit, gpt) per hidden layer "
+        NET, "units (mlp), channels (cnn, resnet) or model width (vit, gpt) per hidden layer "
         "(default: %(default)s)",
         cli_type=int))
     activation: str = dataclasses.field(default="relu", metadata=_option(

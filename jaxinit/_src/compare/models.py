@@ -1,5 +1,5 @@
 """The built-in architectures of `jaxinit compare` (linen modules): an MLP, a CNN, a
-ViT on the digits and a small causal transformer (GPT) on bytes of text."""
+ResNet and a ViT on the digits, and a small causal transformer (GPT) on bytes of text."""
 
 from __future__ import annotations
 
@@ -44,9 +44,28 @@ def make_model(config: CompareConfig, kernel_init: Any) -> Any:
             x = x.reshape(x.shape[0], -1)
             return nn.Dense(10, kernel_init=kernel_init, name="head")(x)
 
+    class Residual(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            conv = lambda name: nn.Conv(config.width, (3, 3), padding="SAME",
+                                        kernel_init=kernel_init, name=name)
+            return x + conv("conv2")(act(conv("conv1")(act(x))))
+
+    class ResNet(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array, hidden: bool = False) -> jax.Array:
+            x = nn.Conv(config.width, (3, 3), padding="SAME", kernel_init=kernel_init,
+                        name="stem")(x)
+            for i in range(config.depth):
+                x = Residual(name=f"layer{i}")(x)
+            x = act(x)
+            if hidden:
+                return x
+            return nn.Dense(10, kernel_init=kernel_init, name="head")(x.mean(axis=(1, 2)))
+
     if config.arch in ("vit", "gpt"):
         return make_transformer(config, kernel_init)
-    return MLP() if config.arch == "mlp" else CNN()
+    return {"mlp": MLP, "cnn": CNN, "resnet": ResNet}[config.arch]()
 
 
 def _heads(width: int) -> int:

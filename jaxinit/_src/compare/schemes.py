@@ -66,7 +66,7 @@ SCHEMES: dict[str, Scheme] = {
     )
 }
 DEFAULT_SCHEMES = ("random", "uniform", "xavier", "he", "lecun", "orthogonal", "lsuv")
-ARCHS = ("mlp", "cnn", "vit", "gpt")
+ARCHS = ("mlp", "cnn", "resnet", "vit", "gpt")
 OPTIMIZERS = ("sgd", "adam")
 # Activations offered on the command line: those jaxinit.gain knows by name, minus the
 # aliases and the periodic ones (no sensible deep network).
