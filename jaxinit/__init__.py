@@ -12,6 +12,7 @@ from jaxinit import layout as layout
 from jaxinit import recipes as recipes
 from jaxinit._src.base import Initializer as Initializer
 from jaxinit._src.combinators import blocks as blocks
+from jaxinit._src.combinators import ChannelsFirst as ChannelsFirst
 from jaxinit._src.combinators import channels_first as channels_first
 from jaxinit._src.combinators import scaled as scaled
 from jaxinit._src.combinators import stacked as stacked
@@ -27,6 +28,7 @@ from jaxinit._src.depth import deepnorm_init as deepnorm_init
 from jaxinit._src.depth import fixup_init as fixup_init
 from jaxinit._src.depth import fixup_scale as fixup_scale
 from jaxinit._src.depth import olmo_init as olmo_init
+from jaxinit._src.depth import PerLayer as PerLayer
 from jaxinit._src.depth import per_layer as per_layer
 from jaxinit._src.depth import residual_normal as residual_normal
 from jaxinit._src.depth import small_init as small_init
@@ -225,6 +227,7 @@ __all__ = [
     "mup_rules",
     "plot_coord_check",
     "channels_first",
+    "ChannelsFirst",
     "equinox_init",
     "keras_initializer",
     "mup_readout_multiplier",
@@ -251,6 +254,7 @@ __all__ = [
     "zero_init_rules",
     "torchtitan_init",
     "per_layer",
+    "PerLayer",
     "recipe",
     "recipes",
 ]

@@ -106,6 +106,7 @@ PARAMETRIZATIONS = {
     "mup_rules",
     "plot_coord_check",
     "channels_first",
+    "ChannelsFirst",
     "equinox_init",
     "keras_initializer",
     "mup_readout_multiplier",
@@ -132,6 +133,7 @@ PARAMETRIZATIONS = {
     "zero_init_rules",
     "torchtitan_init",
     "per_layer",
+    "PerLayer",
     "recipe",
     "recipes",
 }
@@ -152,6 +154,9 @@ NO_EXAMPLE = {
     "MuPParam",
     "DeepNorm",
     "DepthMuP",
+    # The types per_layer and channels_first return (their builders have the examples).
+    "PerLayer",
+    "ChannelsFirst",
 }
 
 
@@ -169,6 +174,8 @@ def test_docstring_with_example(name):
     assert doc.strip(), f"{name} has no docstring"
     if name not in NO_EXAMPLE:
         assert ">>>" in doc, f"{name}'s docstring has no runnable example"
+    # A tab in a docstring is an escape gone wrong ("\text" in a non-raw string).
+    assert "\t" not in (getattr(obj, "__doc__", None) or ""), f"{name}'s docstring has a tab"
 
 
 FACTORIES = [

@@ -375,7 +375,7 @@ def olmo_full_megatron(
       >>> tree = {"layers_0": {"wo": {"kernel": jnp.zeros((64, 64))}},
       ...         "lm_head": {"kernel": jnp.zeros((64, 100))}}
       >>> [round(init.stddev, 4) for _, init in jaxinit.recipe("olmo_full_megatron", tree)]
-      [0.0141, 0.125]
+      [0.125, 0.0141]
 
     References:
       Groeneveld et al. (2024), OLMo, https://arxiv.org/abs/2402.00838 (code:
