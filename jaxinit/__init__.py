@@ -11,8 +11,8 @@ from jaxinit import hf as hf
 from jaxinit import layout as layout
 from jaxinit import recipes as recipes
 from jaxinit._src.base import Initializer as Initializer
-from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import ChannelsFirst as ChannelsFirst
+from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import channels_first as channels_first
 from jaxinit._src.combinators import scaled as scaled
 from jaxinit._src.combinators import stacked as stacked
@@ -23,12 +23,12 @@ from jaxinit._src.coord_check import plot_coord_check as plot_coord_check
 
 # Parametrizations
 from jaxinit._src.depth import DeepNorm as DeepNorm
+from jaxinit._src.depth import PerLayer as PerLayer
 from jaxinit._src.depth import deepnorm_constants as deepnorm_constants
 from jaxinit._src.depth import deepnorm_init as deepnorm_init
 from jaxinit._src.depth import fixup_init as fixup_init
 from jaxinit._src.depth import fixup_scale as fixup_scale
 from jaxinit._src.depth import olmo_init as olmo_init
-from jaxinit._src.depth import PerLayer as PerLayer
 from jaxinit._src.depth import per_layer as per_layer
 from jaxinit._src.depth import residual_normal as residual_normal
 from jaxinit._src.depth import small_init as small_init

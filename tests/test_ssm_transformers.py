@@ -2,12 +2,14 @@
 
 The PyTorch models are built offline from small configs (seeded). Deterministic leaves
 (``A_log``: Mamba's, and Mamba-2's, which transformers sets to log(1..H) per head, i.e.
-``mamba_a_log`` on an (H,) shape) must equal jaxinit's to float32 round-off; random ones are compared with a
-two-sample Kolmogorov-Smirnov test at p > 1e-4 (a correct scheme fails with probability
-1e-4 per comparison), and each comparison has a negative control, a deliberately wrong
-configuration, that must give p < 1e-4. ``mamba2_a_log`` (the Mamba-2 reference code's
-A ~ U(a_min, a_max)) has no reference-library parity, as transformers does not draw A:
-its law is checked against the exact uniform CDF and its moments against quadrature.
+``mamba_a_log`` on an (H,) shape) must equal jaxinit's to float32 round-off; random
+ones are compared with a two-sample Kolmogorov-Smirnov test at p > 1e-4 (a correct
+scheme fails with probability 1e-4 per comparison), and each comparison has a negative
+control, a deliberately wrong configuration, that must give p < 1e-4.
+
+``mamba2_a_log`` (the Mamba-2 reference code's A ~ U(a_min, a_max)) has no
+reference-library parity, as transformers does not draw A: its law is checked against
+the exact uniform CDF and its moments against quadrature.
 """
 
 import math

@@ -233,9 +233,9 @@ def olmo_init(
 #: Truncation points (in standard deviations) at or beyond which a truncated normal is
 #: drawn as the untruncated one: the mass beyond 10 sigma is 1.5e-23, which no float32
 #: or float64 sampler resolves (normal draws stay within ``sampling.largest_draw``: 5.54
-#: sigma in float32, 8.37 in float64). Inverse-CDF sampling at such bounds would also return the bound itself when
-#: the uniform draw is exactly its lower end (probability 2^-23 per float32 draw): a
-#: +-2 absolute bound at std 0.0029 is a 690-sigma outlier.
+#: sigma in float32, 8.37 in float64). Inverse-CDF sampling at such bounds would also
+#: return the bound itself when the uniform draw is exactly its lower end (probability
+#: 2^-23 per float32 draw): a +-2 absolute bound at std 0.0029 is a 690-sigma outlier.
 NO_CUT = 10.0
 
 

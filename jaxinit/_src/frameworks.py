@@ -59,7 +59,7 @@ def equinox_init(model: Any, key: jax.Array, rules: Rules, *, strict: bool = Tru
     shapes: dict[str, tuple[int, ...]] = {}
 
     def as_vector(path: Any, leaf: Any) -> Any:
-        shape = getattr(leaf, "shape", ())
+        shape: tuple[int, ...] = tuple(getattr(leaf, "shape", ()))
         name = path_str(path)
         if name.rsplit("/", 1)[-1] == "bias" and len(shape) >= 2 and set(shape[1:]) == {1}:
             shapes[name] = tuple(shape)

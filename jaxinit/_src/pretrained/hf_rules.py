@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaxinit._src.pretrained import layout
-from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.merge import Rule, _flatten_target
 
 FAMILIES: tuple[str, ...] = ("llama", "gemma", "mixtral", "gpt2", "bert", "vit")
