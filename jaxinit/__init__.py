@@ -11,6 +11,7 @@ from jaxinit import hf as hf
 from jaxinit import layout as layout
 from jaxinit import recipes as recipes
 from jaxinit._src.base import Initializer as Initializer
+from jaxinit._src.combinators import ChannelsFirst as ChannelsFirst
 from jaxinit._src.combinators import blocks as blocks
 from jaxinit._src.combinators import channels_first as channels_first
 from jaxinit._src.combinators import scaled as scaled
@@ -22,6 +23,7 @@ from jaxinit._src.coord_check import plot_coord_check as plot_coord_check
 
 # Parametrizations
 from jaxinit._src.depth import DeepNorm as DeepNorm
+from jaxinit._src.depth import PerLayer as PerLayer
 from jaxinit._src.depth import deepnorm_constants as deepnorm_constants
 from jaxinit._src.depth import deepnorm_init as deepnorm_init
 from jaxinit._src.depth import fixup_init as fixup_init
@@ -231,6 +233,7 @@ __all__ = [
     "mup_rules",
     "plot_coord_check",
     "channels_first",
+    "ChannelsFirst",
     "equinox_init",
     "keras_initializer",
     "mup_readout_multiplier",
@@ -257,6 +260,7 @@ __all__ = [
     "zero_init_rules",
     "torchtitan_init",
     "per_layer",
+    "PerLayer",
     "recipe",
     "recipes",
 ]

@@ -109,6 +109,7 @@ PARAMETRIZATIONS = {
     "mup_rules",
     "plot_coord_check",
     "channels_first",
+    "ChannelsFirst",
     "equinox_init",
     "keras_initializer",
     "mup_readout_multiplier",
@@ -135,6 +136,7 @@ PARAMETRIZATIONS = {
     "zero_init_rules",
     "torchtitan_init",
     "per_layer",
+    "PerLayer",
     "recipe",
     "recipes",
 }
@@ -156,6 +158,9 @@ NO_EXAMPLE = {
     "MuPParam",
     "DeepNorm",
     "DepthMuP",
+    # The types per_layer and channels_first return (their builders have the examples).
+    "PerLayer",
+    "ChannelsFirst",
 }
 
 
@@ -173,6 +178,8 @@ def test_docstring_with_example(name):
     assert doc.strip(), f"{name} has no docstring"
     if name not in NO_EXAMPLE:
         assert ">>>" in doc, f"{name}'s docstring has no runnable example"
+    # A tab in a docstring is an escape gone wrong ("\text" in a non-raw string).
+    assert "\t" not in (getattr(obj, "__doc__", None) or ""), f"{name}'s docstring has a tab"
 
 
 FACTORIES = [

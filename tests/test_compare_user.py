@@ -171,7 +171,6 @@ BAD = [
     ({"data": (DATA[0], DATA[1][:5], DATA[2], DATA[3])}, "y_train shape (5,)"),
     ({"data": (DATA[0][:, 0], DATA[1], DATA[2], DATA[3])}, "x_train has shape (96,)"),
     ({"data": (DATA[0], DATA[1], DATA[2][:, :4], DATA[3])}, "x_test (48, 4)"),
-    ({"data": (DATA[0], DATA[1].astype(np.float32), DATA[2], DATA[3])}, "y_train has dtype"),
     ({"batch_size": 1000}, "batch_size=1000"),
     ({"data": (DATA[0], DATA[1] + 5, DATA[2], DATA[3])}, "C >= 8"),
 ]
@@ -184,6 +183,29 @@ def test_bad_input(kwargs: dict, needle: str) -> None:
     with pytest.raises(ValueError, match="compare_model: ") as info:
         jaxinit.compare_model(LinenMLP(), data, **args)
     assert needle in str(info.value) and "expected" in str(info.value)
+
+
+@pytest.mark.parametrize(("data", "error", "needle"), [
+    ((DATA[0], DATA[1].astype(np.float32), DATA[2], DATA[3]), TypeError,
+     "data y_train has dtype float32; expected integer class labels"),
+    ((DATA[0], DATA[1], DATA[2], DATA[3].astype(np.float64)), TypeError,
+     "data y_test has dtype float"),
+    ((DATA[0], DATA[1] - 1, DATA[2], DATA[3]), ValueError,
+     "data y_train has the label -1; expected class labels >= 0"),
+    ((DATA[0], DATA[1], DATA[2], DATA[3] - 2), ValueError,
+     "data y_test has the label -2; expected class labels >= 0"),
+])
+def test_label_dtype_and_negative_labels(data, error, needle) -> None:
+    """A float label array is a TypeError (as a non-numeric x is); a negative label a
+    ValueError naming the array (it would index the logits from the end)."""
+    with pytest.raises(error, match="compare_model: ") as info:
+        jaxinit.compare_model(LinenMLP(), data, schemes=["he"])
+    assert needle in str(info.value)
+    # In test= too.
+    if data[2] is DATA[2] and data[3] is not DATA[3]:
+        with pytest.raises(error, match="compare_model: test y_test"):
+            jaxinit.compare_model(LinenMLP(), (DATA[0], DATA[1]), test=(data[2], data[3]),
+                                  schemes=["he"])
 
 
 def test_inputs_the_model_does_not_accept() -> None:

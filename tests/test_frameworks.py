@@ -138,3 +138,25 @@ def test_keras_bad_input():
         jaxinit.keras_initializer(3)
     with pytest.raises(TypeError, match=r"keras_initializer: seed='0' must be an int"):
         jaxinit.keras_initializer(jaxinit.zeros, seed="0")
+
+
+def test_equinox_conv_bias_is_a_vector():
+    """Equinox's conv bias (out, 1, 1) is given to the initializer as (out,): zeros and a
+    normal fill it at its shape; a fan-based scheme raises its rank error (it would read
+    fan_in = 1 off the trailing ones). A Linear(1, n) weight (n, 1) is still a kernel."""
+    conv = eqx.nn.Conv2d(3, 64, kernel_size=3, key=jax.random.key(0))
+    assert conv.bias.shape == (64, 1, 1)
+    new = jaxinit.equinox_init(conv, KEY, [(r"weight", jaxinit.he_normal()),
+                                           (r"bias", jaxinit.normal(0.5))])
+    assert new.bias.shape == (64, 1, 1)
+    assert new(jnp.ones((3, 8, 8))).shape == (64, 6, 6)
+    new = jaxinit.equinox_init(conv, KEY, [(r"weight", jaxinit.he_normal()),
+                                           (r"bias", jaxinit.zeros)])
+    assert new.bias.shape == (64, 1, 1) and float(jnp.abs(new.bias).max()) == 0.0
+    with pytest.raises(ValueError, match=r"shape=\(64,\) has rank 1; fans need rank >= 2"):
+        jaxinit.equinox_init(conv, KEY, [(r"weight", jaxinit.he_normal()),
+                                         (r"bias", jaxinit.lecun_normal())])
+    lin = eqx.nn.Linear(1, 4096, key=jax.random.key(0))   # weight (4096, 1): fan_in 1
+    new = jaxinit.equinox_init(lin, KEY, [(r"weight", jaxinit.lecun_normal()),
+                                          (r"bias", jaxinit.zeros)])
+    assert new.weight.shape == (4096, 1) and within_5se(new.weight, 1.0)

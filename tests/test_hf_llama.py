@@ -123,9 +123,12 @@ def test_rules_follow_a_linen_target_and_overrides():
 
 def test_bad_family_and_overrides():
     supported = "supported families: llama, gemma, mixtral, gpt2, bert, vit"
-    with pytest.raises(jaxinit.PretrainedError,
-                       match=rf"jaxinit.hf.rules: family='t5' is not supported; {supported}"):
+    # An argument, not a file: a ValueError (and not a PretrainedError).
+    with pytest.raises(ValueError,
+                       match=rf"jaxinit.hf.rules: family='t5' is not supported; {supported}"
+                       ) as err:
         jaxinit.hf.rules("t5")
+    assert not isinstance(err.value, jaxinit.PretrainedError)
     with pytest.raises(ValueError, match="overrides must map str -> str"):
         jaxinit.hf.rules("llama", overrides={"model": 3})
 
@@ -190,32 +193,49 @@ def test_scanned_llama_stacks_layers_and_matches_transformers(untied):
 
 
 def test_scanned_stacking_errors(untied):
+    """Every failure (a missing slice, an index out of range, two keys on one slice)
+    leaves the whole target as it was: no leaf written."""
     path, _ = untied
     w = jaxinit.open_weights(path)
     state = {k: w[k] for k in w}
     rules = jaxinit.hf.rules("llama", _scanned())
-    before = np.asarray(_scanned().model.layers.mlp.up_proj.kernel[...])
+
+    def snapshot(model) -> dict:
+        return {k: np.array(v.get_value()) for k, v in nnx.to_flat_state(nnx.state(model))}
+
+    def unchanged(model, before) -> None:
+        after = snapshot(model)
+        assert after.keys() == before.keys()
+        for k, v in before.items():
+            np.testing.assert_array_equal(after[k], v, err_msg=str(k))
 
     missing = {k: v for k, v in state.items() if k != "model.layers.1.mlp.up_proj.weight"}
     model = _scanned()
+    before = snapshot(model)
     with pytest.raises(jaxinit.PretrainedError,
                        match=r"key 'model.layers.1.mlp.up_proj.weight' is missing: target "
                              r"'model/layers/mlp/up_proj/kernel' of shape \(2, 32, 64\)"):
         jaxinit.load_pretrained(model, missing, rules=rules)
-    np.testing.assert_array_equal(model.model.layers.mlp.up_proj.kernel[...], before)
+    unchanged(model, before)
 
     extra = dict(state, **{"model.layers.2.mlp.up_proj.weight": state[
         "model.layers.0.mlp.up_proj.weight"]})
+    model = _scanned()
+    before = snapshot(model)
     with pytest.raises(jaxinit.PretrainedError, match=r"'model.layers.2.mlp.up_proj.weight' -> "
                        r"model/layers/mlp/up_proj/kernel\[2\]: index out of range"):
-        jaxinit.load_pretrained(_scanned(), extra, rules=rules)
+        jaxinit.load_pretrained(model, extra, rules=rules)
+    unchanged(model, before)
 
     two = [(r"model\.layers\.(\d+)\.mlp\.gate_proj\.weight",
             r"model/layers/mlp/up_proj/kernel[\1]", jaxinit.layout.linear), *rules]
+    model = _scanned()
+    before = snapshot(model)
     with pytest.raises(jaxinit.PretrainedError, match=r"keys 'model.layers.0.mlp.(up|gate)_proj"
                        r".weight' and 'model.layers.0.mlp.(up|gate)_proj.weight' both map to "
                        r"target 'model/layers/mlp/up_proj/kernel\[0\]'"):
-        jaxinit.load_pretrained(_scanned(), state, rules=two)
+        jaxinit.load_pretrained(model, state, rules=two)
+    unchanged(model, before)
 
 
 def test_interleaved_rope_reference_matches_after_conversion(untied):
@@ -243,9 +263,14 @@ def test_interleaved_rope_reference_matches_after_conversion(untied):
 
 
 def test_rope_interleaved_bad_input():
-    for bad in (0, 7, -2, 2.0, True):
-        with pytest.raises(ValueError, match=rf"rope_interleaved: head_dim={bad!r}; expected "
-                           "a positive even int"):
+    with pytest.raises(ValueError, match=r"rope_interleaved: head_dim=7; expected "
+                       "a positive even int"):
+        jaxinit.hf.rope_interleaved(7)
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match=rf"rope_interleaved: head_dim={bad} must be >= 2"):
+            jaxinit.hf.rope_interleaved(bad)
+    for bad in (2.0, True):
+        with pytest.raises(TypeError, match=rf"rope_interleaved: head_dim={bad!r} must be an int"):
             jaxinit.hf.rope_interleaved(bad)
     with pytest.raises(ValueError, match=r"leading axis of shape \(12, 3\) is not a multiple "
                        "of head_dim=8"):

@@ -31,7 +31,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import jaxinit  # noqa: E402
-from jaxinit._src.paths import float_leaves  # noqa: E402
+from jaxinit._src.paths import float_leaves, path_str  # noqa: E402
 
 ALPHA = 1e-5
 
@@ -101,7 +101,7 @@ def _nest(flat: dict[str, np.ndarray]) -> dict:
 
 def _leaves(tree) -> dict[str, np.ndarray]:
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {jaxinit._src.tree.path_str(p): np.asarray(v, np.float64) for p, v in flat}
+    return {path_str(p): np.asarray(v, np.float64) for p, v in flat}
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +242,63 @@ def test_gpt2_recipe_on_the_nnx_reference_model(hf_params):
             ref = ref[..., : w.shape[-1]]
         p = _compare(ref, w, path)
         assert p is None or p > ALPHA, (path, p)
+
+
+def test_t5_explicit_sizes_stacked_kernels_and_nested_block_index():
+    """Sizes passed explicitly win over the tree's (float64 formula); a scan-stacked
+    (L, in, out) tree is read on axis -2 (its input size, not L); T5's nested
+    ``block/{i}/layer/{j}`` paths count the outer block index (gpt2 sees 3 blocks, not 2)."""
+    c, d_model, d_kv, heads, d_ff = 0.5, 48, 8, 3, 96
+    attn = {"q": {"kernel": jnp.zeros((64, 64))}, "k": {"kernel": jnp.zeros((64, 64))},
+            "o": {"kernel": jnp.zeros((64, 64))}}
+    tree = {"SelfAttention": attn,
+            "DenseReluDense": {"wo": {"kernel": jnp.zeros((128, 64))}}}
+    rules = jaxinit.recipe("t5", tree, initializer_factor=c, d_model=d_model, d_kv=d_kv,
+                           num_heads=heads, d_ff=d_ff)
+    std = {p.split("/")[-2].strip("()"): init.stddev for p, init in rules}
+    assert std["k|v"] == pytest.approx(c * d_model**-0.5, rel=1e-12)
+    assert std["q"] == pytest.approx(c * (d_model * d_kv) ** -0.5, rel=1e-12)
+    assert std["o"] == pytest.approx(c * 64**-0.5, rel=1e-12)   # inner from the o kernel
+    assert std["wo"] == pytest.approx(c * d_ff**-0.5, rel=1e-12)
+    # Stacked: 6 layers of (64, 64) attention and a (6, 128, 64) wo; 4 heads.
+    stacked = {"SelfAttention": {n: {"kernel": jnp.zeros((6, 64, 64))} for n in "qko"},
+               "DenseReluDense": {"wo": {"kernel": jnp.zeros((6, 128, 64))}}}
+    rules = jaxinit.recipe("t5", stacked, num_heads=4)
+    std = {p.split("/")[-2].strip("()"): init.stddev for p, init in rules}
+    assert std["k|v"] == pytest.approx(64**-0.5, rel=1e-12)
+    assert std["q"] == pytest.approx((64 * 16) ** -0.5, rel=1e-12)
+    assert std["wo"] == pytest.approx(128**-0.5, rel=1e-12)
+    # Nested indices: 3 blocks of 2 layers each; residual wo of every block 0.02/sqrt(6).
+    nested = {"encoder": {"block": {str(b): {"layer": {str(i): {
+        "DenseReluDense": {"wo": {"kernel": jnp.zeros((16, 16))}}} for i in range(2)}}
+        for b in range(3)}}}
+    rules = jaxinit.recipe("gpt2", nested)
+    assert rules[0][1].stddev == pytest.approx(0.02 / 6**0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("arg, value, error, match", [
+    ("d_model", 0, ValueError, "d_model=0 must be >= 1"),
+    ("d_kv", 2.0, TypeError, r"d_kv=2\.0 must be an int"),
+    ("num_heads", -1, ValueError, "num_heads=-1 must be >= 1"),
+    ("d_ff", "8", TypeError, "d_ff='8' must be an int"),
+])
+def test_t5_size_errors(arg, value, error, match):
+    tree = {"SelfAttention": {"q": {"kernel": jnp.zeros((8, 8))}}}
+    with pytest.raises(error, match=rf"recipe\('t5'\): {match}"):
+        jaxinit.recipe("t5", tree, **{arg: value})
+
+
+@pytest.mark.parametrize("name, arg", [
+    ("vit", "initializer_range"), ("llama", "initializer_range"),
+    ("bert", "initializer_range"), ("gpt2", "std"), ("megatron", "std"),
+    ("olmo_full_megatron", "std"), ("olmo_full_megatron", "cutoff"), ("torchtitan", "std"),
+])
+def test_std_and_cutoff_errors(name, arg):
+    tree = {"layers_0": {"wo": {"kernel": jnp.zeros((8, 8))}}}
+    for value in (0, -1.0):
+        with pytest.raises(ValueError, match=rf"recipe\('{name}'\): {arg}={value} must be > 0"):
+            jaxinit.recipe(name, tree, **{arg: value})
+    with pytest.raises(TypeError, match=rf"recipe\('{name}'\): {arg}='x' must be a real"):
+        jaxinit.recipe(name, tree, **{arg: "x"})
+    with pytest.raises(ValueError, match=rf"recipe\('{name}'\): {arg}=nan must be finite"):
+        jaxinit.recipe(name, tree, **{arg: float("nan")})

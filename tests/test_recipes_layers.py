@@ -157,9 +157,15 @@ def test_per_layer_offset_and_errors():
     for i in range(2):   # slices are layers 2 and 3
         std = 0.02 / math.sqrt(2 * (i + 3))
         statcheck.assert_moments(w[i], _dist(std, 2 / std))
-    w = jaxinit.per_layer(jaxinit.torchtitan_init, axis=1)(jax.random.key(0), (8, 3, 8),
-                                                          jnp.bfloat16)
-    assert w.shape == (8, 3, 8) and w.dtype == jnp.bfloat16
+    # axis=1: slice w[:, i] is layer i (moments within 5 s.e., 6 checks: false failure
+    # < 4e-6; bfloat16 rounding moves the variance by < 2^-9 relative, far below 5 s.e.).
+    for dtype in (jnp.float32, jnp.bfloat16):
+        w = jaxinit.per_layer(jaxinit.torchtitan_init, axis=1)(jax.random.key(0),
+                                                              (128, 3, 128), dtype)
+        assert w.shape == (128, 3, 128) and w.dtype == dtype
+        for i in range(3):
+            std = 0.02 / math.sqrt(2 * (i + 1))
+            statcheck.assert_moments(np.asarray(w[:, i], np.float64), _dist(std, 2 / std))
     with pytest.raises(ValueError, match="per_layer: offset=-1"):
         jaxinit.per_layer(jaxinit.torchtitan_init, offset=-1)
     with pytest.raises(TypeError, match="per_layer: init_for=3"):
@@ -211,3 +217,90 @@ def test_torchtitan_on_an_nnx_scanned_model():
         statcheck.assert_moments(wq[layer], _dist(0.02, 100.0))
     np.testing.assert_array_equal(model.layers.norm.scale[...], 1.0)
     assert model(jnp.ones((2, D))).shape == (2, D)
+
+
+def test_per_layer_stats_are_the_mixture_of_the_layers():
+    """describe/stats of a stacked leaf: the mixture of its slices' laws, against the
+    float64 formula mean = mean_i mu_i, var = mean_i (sigma_i^2 + mu_i^2) - mean^2."""
+    init = jaxinit.per_layer(jaxinit.torchtitan_init, offset=1)
+    sig = np.array([0.02 / math.sqrt(2 * (i + 2)) for i in range(4)], np.float64)
+    stats = init.stats((4, 16, 16), np.dtype(np.float32))
+    assert stats["mean"] == 0.0
+    assert stats["std"] == pytest.approx(float(np.sqrt(np.mean(sig**2))), rel=1e-12)
+    # Layers with nonzero means: constants 1, 2, 3 -> mean 2, var mean(1, 4, 9) - 4.
+    consts = jaxinit.per_layer(lambda i: jaxinit.constant(float(i + 1)))
+    stats = consts.stats((3, 4), np.dtype(np.float32))
+    assert stats["mean"] == pytest.approx(2.0, rel=1e-12)
+    assert stats["std"] == pytest.approx(math.sqrt(14 / 3 - 4), rel=1e-12)
+    assert stats["bounds"] == (1.0, 3.0)
+    # A layer of unknown law makes the leaf's law unknown.
+    unknown = jaxinit.per_layer(lambda i: jax.nn.initializers.normal(0.1))
+    assert unknown.stats((2, 4, 4), np.dtype(np.float32))["std"] is None
+
+
+def _olmo_tree(stacked: bool) -> dict:
+    """OLMo's own module names (blocks' att_proj, attn_out, ff_proj, ff_out; wte; the
+    final, untied ff_out), unrolled ``blocks_i`` or stacked ``blocks`` (L, ...)."""
+    shapes = {"att_proj": (D, D), "attn_out": (D, D), "ff_proj": (D, H), "ff_out": (H, D)}
+    if stacked:
+        blocks = {"blocks": {n: {"kernel": jnp.zeros((L, *s))} for n, s in shapes.items()}}
+    else:
+        blocks = {f"blocks_{i}": {n: {"kernel": jnp.zeros(s)} for n, s in shapes.items()}
+                  for i in range(L)}
+    return {"transformer": {"wte": {"embedding": jnp.zeros((V, D))}, **blocks,
+                            "ff_out": {"kernel": jnp.zeros((D, V))}}}
+
+
+@pytest.mark.parametrize("recipe", ["olmo", "olmo_full_megatron"])
+def test_olmo_module_names_unrolled_and_stacked(recipe):
+    """With OLMo's names and the default patterns, a block's attn_out/ff_out get the
+    residual law, the final ff_out the head's (d_model^-1/2), not a residual law, and
+    the stacked ff_out (which matches ``head``) the residual law of its slice. Moments
+    within 5 s.e. (36 checks: false failure < 2.1e-5); cutoff=2.5 is a non-default."""
+    kw = {} if recipe == "olmo" else {"cutoff": 2.5}
+    cut = 3.0 if recipe == "olmo" else 2.5
+
+    def law(name: str, layer: int) -> float:
+        fan_in = H if name == "ff_out" else D
+        if recipe == "olmo":   # mitchell: 1/sqrt(d), outputs 1/sqrt(2 d (l + 1))
+            out = name in ("attn_out", "ff_out")
+            return 1 / math.sqrt(fan_in * (2 * (layer + 1) if out else 1))
+        return 0.02 / math.sqrt(2 * L) if name in ("attn_out", "ff_out") else 0.02
+
+    for stacked in (False, True):
+        extra = {"stacked": r"transformer/blocks/.*"} if stacked else {}
+        tree = _olmo_tree(stacked)
+        out = _draw(recipe, tree, **kw, **extra)["transformer"]
+        for name in ("att_proj", "attn_out", "ff_proj", "ff_out"):
+            for i in range(L):
+                w = out["blocks"][name]["kernel"][i] if stacked else \
+                    out[f"blocks_{i}"][name]["kernel"]
+                statcheck.assert_moments(np.asarray(w, np.float64), _dist(law(name, i), cut))
+        statcheck.assert_moments(np.asarray(out["ff_out"]["kernel"], np.float64),
+                                 _dist(D**-0.5, cut))
+        emb = D**-0.5 if recipe == "olmo" else 0.02
+        statcheck.assert_moments(np.asarray(out["wte"]["embedding"], np.float64),
+                                 _dist(emb, cut))
+
+
+def test_torchtitan_without_depth_init_and_n_layers():
+    """depth_init=False: wo/w2/w3 (o_proj, down_proj, up_proj) 0.02/sqrt(2 L) for every
+    block, L = n_layers when given (5 here, not the tree's 3); torchtitan_init(n_layers=)
+    alone likewise. Moments within 5 s.e. (16 checks: false failure < 1e-5)."""
+    for n_layers, L_ in ((None, L), (5, 5)):
+        kw = {} if n_layers is None else {"n_layers": n_layers}
+        out = _draw("torchtitan", _unrolled(), depth_init=False, std=0.03, **kw)
+        for kernel in ("self_attn/o_proj", "mlp/up_proj", "self_attn/q_proj"):
+            mod, leaf = kernel.split("/")
+            std = 0.03 if kernel == "self_attn/q_proj" else 0.03 / math.sqrt(2 * L_)
+            for i in (0, 2):
+                w = np.asarray(out["layers"][str(i)][mod][leaf]["kernel"], np.float64)
+                statcheck.assert_moments(w, _dist(std, 2 / std))
+    init = jaxinit.torchtitan_init(n_layers=4, std=0.05)
+    w = np.asarray(init(jax.random.key(2), (128, 128)), np.float64)
+    std = 0.05 / math.sqrt(8)
+    statcheck.assert_moments(w, _dist(std, 2 / std))
+    with pytest.raises(ValueError, match="torchtitan_init: n_layers=0 must be >= 1"):
+        jaxinit.torchtitan_init(n_layers=0)
+    with pytest.raises(TypeError, match=r"torchtitan_init: layer=1\.0 must be an int"):
+        jaxinit.torchtitan_init(1.0)

@@ -185,8 +185,8 @@ def channels_first(init: InitLike) -> ChannelsFirst:
     ``(*kernel, in, out)``; PyTorch and Equinox as ``(out, in, *kernel)``. The result
     draws ``init`` at the Flax shape and transposes:
 
-    .. math:: w = \operatorname{transpose}(w_0), \quad w_0 \sim 	ext{init}(	ext{key},
-       (k_1, \dots, k_n, 	ext{in}, 	ext{out}))
+    .. math:: w = \operatorname{transpose}(w_0), \quad w_0 \sim \text{init}(\text{key},
+       (k_1, \dots, k_n, \text{in}, \text{out}))
 
     so fans, and therefore variances, are those of the same layer in Flax. Vectors
     (rank < 2) pass through unchanged.

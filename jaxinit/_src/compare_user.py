@@ -5,10 +5,13 @@ weights, embeddings) is drawn with the scheme through :func:`jaxinit.reinit`, ev
 parameter named ``bias`` is set to zero and everything else (norm scales) is kept (or
 the scheme is a ``reinit`` rule list, applied by path as it is). The model is then
 trained for ``steps`` optimizer steps on arrays, a batch function or an iterable of
-batches. All seeds of a scheme run in one compiled program, ``jax.jit(jax.vmap(train))``
-over the seeds, where ``train`` is a ``lax.scan`` over steps that takes the drawn
-parameters as input, so every scheme with the same parameter shapes reuses it (one
-compile in all); seed :math:`i` uses the same key for every scheme (paired runs). With
+batches. The parameters are drawn eagerly (``jax.vmap`` of the draw over the seeds);
+training runs in three compiled programs, each ``jax.jit(jax.vmap(...))`` over the
+seeds: ``start`` (the optimizer state), ``chunk`` (a ``lax.scan`` over a fixed number of
+steps, called until ``steps`` are done) and ``finish`` (the final losses and test
+accuracy). They take the drawn parameters as input, so every scheme with the same
+parameter shapes reuses them (three compiles in all); seed :math:`i` uses the same key
+for every scheme (paired runs). With
 several devices the seed axis is sharded over them.
 
 A seed whose training loss becomes non-finite is *diverged at step k* (the first
@@ -273,8 +276,13 @@ def _xy(arg: str, pair: Any, names: tuple[str, str]) -> tuple[jax.Array, jax.Arr
             f"compare_model: {arg} {nx} has dtype {x.dtype}; expected a numeric dtype"
         )
     if not jnp.issubdtype(y.dtype, jnp.integer):
-        raise ValueError(
+        raise TypeError(
             f"compare_model: {arg} {ny} has dtype {y.dtype}; expected integer class labels"
+        )
+    if y.size and int(jnp.min(y)) < 0:
+        raise ValueError(
+            f"compare_model: {arg} {ny} has the label {int(jnp.min(y))}; expected class "
+            "labels >= 0"
         )
     return x, y
 
@@ -420,8 +428,10 @@ def _check_data(
 
 @dataclasses.dataclass(frozen=True)
 class _Programs:
-    """``init(keys) -> params`` per scheme, and the compiled programs every scheme
-    shares: ``start``, ``chunk`` (``length`` steps from ``start`` step), ``finish``."""
+    """The three compiled programs every scheme shares, each vmapped over the seeds:
+    ``start(params) -> optimizer state``, ``chunk((params, state), data_keys, start) ->
+    ((params, state), losses)`` (``length`` steps from step ``start``) and
+    ``finish(params, data_keys) -> {train_loss, test_loss, test_accuracy}``."""
 
     start: Callable[[Any], Any]
     chunk: Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]

@@ -35,8 +35,10 @@ from jaxinit._src.base import (
     Shape,
     ShapeDependent,
     check_choice,
+    check_int,
     check_scalar,
     normalize_axes,
+    unknown_stats,
 )
 from jaxinit._src.combinators import InitLike, _check_part, _inner, _stats
 from jaxinit._src.fans import compute_fans
@@ -44,11 +46,7 @@ from jaxinit._src.schemes import Normal, TruncatedNormal, VarianceScaling, zeros
 
 
 def _positive_int(name: str, arg: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name}: {arg}={value!r} must be an int")
-    if value <= 0:
-        raise ValueError(f"{name}: {arg}={value!r} must be >= 1")
-    return int(value)
+    return check_int(name, arg, value, minimum=1)
 
 
 # --- GPT-2, Megatron, GPT-NeoX ---------------------------------------------------------
@@ -234,10 +232,10 @@ def olmo_init(
 
 #: Truncation points (in standard deviations) at or beyond which a truncated normal is
 #: drawn as the untruncated one: the mass beyond 10 sigma is 1.5e-23, which no float32
-#: or float64 sampler resolves (normal draws stay within 5.54 sigma in float32, 8.37 in
-#: float64). Inverse-CDF sampling at such bounds would also return the bound itself when
-#: the uniform draw is exactly its lower end (probability 2^-23 per float32 draw): a
-#: +-2 absolute bound at std 0.0029 is a 690-sigma outlier.
+#: or float64 sampler resolves (normal draws stay within ``sampling.largest_draw``: 5.54
+#: sigma in float32, 8.37 in float64). Inverse-CDF sampling at such bounds would also
+#: return the bound itself when the uniform draw is exactly its lower end (probability
+#: 2^-23 per float32 draw): a +-2 absolute bound at std 0.0029 is a 690-sigma outlier.
 NO_CUT = 10.0
 
 
@@ -301,11 +299,7 @@ def torchtitan_init(layer: int | None = None, *, n_layers: int | None = None,
             f"(got layer={layer!r}, n_layers={n_layers!r})"
         )
     if layer is not None:
-        if isinstance(layer, bool) or not isinstance(layer, int | np.integer):
-            raise TypeError(f"{name}: layer={layer!r} must be an int")
-        if layer < 0:
-            raise ValueError(f"{name}: layer={layer!r} must be >= 0")
-        s = sigma / math.sqrt(2 * (int(layer) + 1))
+        s = sigma / math.sqrt(2 * (check_int(name, "layer", layer, minimum=0) + 1))
     else:
         s = sigma / math.sqrt(2 * _positive_int(name, "n_layers", n_layers))
     return sigma_truncated(s, 2.0 / s)
@@ -328,12 +322,8 @@ class PerLayer(InitializerBase):
     def __post_init__(self) -> None:
         if not callable(self.init_for):
             raise TypeError(f"{self.name}: init_for={self.init_for!r} is not callable")
-        for arg in ("axis", "offset"):
-            value = getattr(self, arg)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise TypeError(f"{self.name}: {arg}={value!r} must be an int")
-        if self.offset < 0:
-            raise ValueError(f"{self.name}: offset={self.offset!r} must be >= 0")
+        object.__setattr__(self, "axis", check_int(self.name, "axis", self.axis))
+        object.__setattr__(self, "offset", check_int(self.name, "offset", self.offset, minimum=0))
 
     def __repr__(self) -> str:
         fn = getattr(self.init_for, "__name__", None) or repr(self.init_for)
@@ -371,10 +361,21 @@ class PerLayer(InitializerBase):
         axis, part = self._split(shape)
         if shape[axis] == 0:
             return {"distribution": "per_layer (empty)"}
-        stats = dict(_stats(self.layer_init(0), self.name, part, dtype))
-        stats["distribution"] = f"per_layer ({stats.get('distribution', 'unknown')} of layer "\
-            f"{self.offset}, ...)"
-        return stats
+        # The leaf's values are the equal-weight mixture of the slices' laws:
+        # mean = mean_i mu_i, var = mean_i (sigma_i^2 + mu_i^2) - mean^2.
+        layers = [_stats(self.layer_init(i), self.name, part, dtype) for i in range(shape[axis])]
+        if any(s.get("mean") is None or s.get("std") is None for s in layers):
+            return unknown_stats(f"per_layer (layers {self.offset}..."
+                                 f"{self.offset + shape[axis] - 1}; a layer's law is unknown)")
+        spans = [s.get("bounds") for s in layers]
+        bounds = None if any(b is None for b in spans) else (
+            min(b[0] for b in spans), max(b[1] for b in spans))  # type: ignore[index]
+        mean = sum(float(s["mean"]) for s in layers) / len(layers)
+        second = sum(float(s["std"]) ** 2 + float(s["mean"]) ** 2 for s in layers) / len(layers)
+        return {"distribution": f"per_layer (mixture of layers {self.offset}..."
+                                f"{self.offset + shape[axis] - 1}: "
+                                f"{layers[0].get('distribution', 'unknown')}, ...)",
+                "mean": mean, "std": math.sqrt(max(second - mean**2, 0.0)), "bounds": bounds}
 
 
 def per_layer(init_for: Callable[[int], InitLike], axis: int = 0, *, offset: int = 0) -> PerLayer:

@@ -6,8 +6,8 @@ import functools
 from typing import Any
 
 import jax
-import numpy as np
 
+from jaxinit._src.base import check_int
 from jaxinit._src.combinators import channels_first
 from jaxinit._src.tree import Rules, _compile_rules, reinit
 
@@ -22,6 +22,11 @@ def equinox_init(model: Any, key: jax.Array, rules: Rules, *, strict: bool = Tru
     and indices with '/' (``layers/0/weight``); matching, per-leaf keys and ``strict`` are
     those of :func:`jaxinit.reinit`. The result is a new module of the same type (the
     arrays replaced out of place, as ``eqx.tree_at`` would).
+
+    Equinox stores a convolution's bias as ``(out, 1, ..., 1)`` (broadcast over the
+    spatial axes): a leaf named ``bias`` of that shape is given to its initializer as the
+    vector ``(out,)`` and reshaped back, so ``zeros`` fills it and a fan-based scheme
+    raises its usual rank error instead of reading fan_in = 1 off the trailing ones.
 
     Args:
       model: an ``equinox.Module`` (or any pytree of out-first weights).
@@ -40,6 +45,8 @@ def equinox_init(model: Any, key: jax.Array, rules: Rules, *, strict: bool = Tru
       >>> mlp.layers[0].weight.shape, float(abs(mlp.layers[0].bias).max())
       ((64, 16), 0.0)
     """
+    from jaxinit._src.paths import path_str
+
     wrapped = []
     for i, (pattern, init) in enumerate(_compile_rules(rules)):
         if hasattr(init, "for_leaf"):
@@ -49,7 +56,23 @@ def equinox_init(model: Any, key: jax.Array, rules: Rules, *, strict: bool = Tru
                 "out-first rules instead"
             )
         wrapped.append((pattern, channels_first(init)))
-    return reinit(model, key, wrapped, strict=strict)
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def as_vector(path: Any, leaf: Any) -> Any:
+        shape: tuple[int, ...] = tuple(getattr(leaf, "shape", ()))
+        name = path_str(path)
+        if name.rsplit("/", 1)[-1] == "bias" and len(shape) >= 2 and set(shape[1:]) == {1}:
+            shapes[name] = tuple(shape)
+            return leaf.reshape(shape[0])
+        return leaf
+
+    def restore(path: Any, leaf: Any) -> Any:
+        shape = shapes.get(path_str(path))
+        return leaf if shape is None else leaf.reshape(shape)
+
+    flat = jax.tree_util.tree_map_with_path(as_vector, model)
+    out = reinit(flat, key, wrapped, strict=strict)
+    return jax.tree_util.tree_map_with_path(restore, out) if shapes else out
 
 
 def keras_initializer(init: Any, seed: int | None = None) -> Any:
@@ -71,7 +94,7 @@ def keras_initializer(init: Any, seed: int | None = None) -> Any:
       TypeError (pass the initializer again when rebuilding the model).
 
     Example:
-      >>> import os
+      >>> import os, jax
       >>> _ = os.environ.setdefault("KERAS_BACKEND", "jax")   # before keras is imported
       >>> import keras, jaxinit
       >>> layer = keras.layers.Dense(64, kernel_initializer=jaxinit.keras_initializer(
@@ -84,8 +107,8 @@ def keras_initializer(init: Any, seed: int | None = None) -> Any:
     if not callable(init):
         raise TypeError(f"keras_initializer: init={init!r} must be an initializer "
                         "init(key, shape, dtype)")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
-        raise TypeError(f"keras_initializer: seed={seed!r} must be an int or None")
+    if seed is not None:
+        seed = check_int("keras_initializer", "seed", seed)
     return _keras_class()(init, seed)
 
 

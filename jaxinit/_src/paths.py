@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 
-def _entry(entry: Any) -> str | None:
+def _entry(entry: Any) -> str:
     if isinstance(entry, jax.tree_util.DictKey | jax.tree_util.FlattenedIndexKey):
         return str(entry.key)
     if isinstance(entry, jax.tree_util.SequenceKey):
@@ -44,7 +44,7 @@ def path_str(keypath: Sequence[Any]) -> str:
     parts = [_entry(e) for e in keypath]
     if keypath and isinstance(keypath[-1], jax.tree_util.GetAttrKey) and parts[-1] == "value":
         parts.pop()
-    return "/".join(p for p in parts if p is not None)
+    return "/".join(parts)
 
 
 def flax_boxes() -> tuple[Any, ...]:

@@ -279,7 +279,7 @@ def equinox_modules(module: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[s
 
     def visit(value: Any, path: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
         if isinstance(value, eqx.Module):
-            yield "/".join(path), value
+            yield path_str(path), value
             for field in dataclasses.fields(value):
                 yield from visit(getattr(value, field.name, None), (*path, field.name))
         elif isinstance(value, list | tuple):

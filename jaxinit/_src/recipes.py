@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jaxinit._src import paths as _paths
+from jaxinit._src.base import check_int, check_scalar
 from jaxinit._src.combinators import stacked as _stacked
 from jaxinit._src.depth import (
     deepnorm_constants,
@@ -33,10 +34,14 @@ Rules = tuple[tuple[str, Any], ...]
 
 #: Default path patterns (``re.fullmatch``), overridable by keyword.
 DEFAULTS: dict[str, str] = {
-    # The block index of a path: linen ``Block_3``/``layers_3``, nnx ``layers/3``.
-    "layer_pattern": r"(?:.*/)?(?:layers|blocks|layer|block|Block|h)[_/](\d+)/.*",
+    # The block index of a path: linen ``Block_3``/``layers_3``, nnx ``layers/3``. The
+    # prefix is non-greedy, so the outermost index wins (T5's ``block/0/layer/1``: block 0).
+    "layer_pattern": r"(?:.*?/)?(?:layers|blocks|layer|block|Block|h)[_/](\d+)/.*",
     # Residual output projections: Flax attention ``out``, common MLP/attention names.
     "residual": r".*/(out|out_proj|o_proj|c_proj|fc2|down_proj|wo|dense_4h_to_h)/kernel",
+    # OLMo's residual output projections (``attn_out``, the block's ``ff_out``) and the above.
+    "olmo_residual": r".*/(attn_out|ff_out|out|out_proj|o_proj|c_proj|fc2|down_proj|wo"
+                     r"|dense_4h_to_h)/kernel",
     "embedding": r"(.*/)?embedding",
     "kernel": r"(.*/)?kernel",
     "bias": r"(.*/)?bias",
@@ -48,7 +53,8 @@ DEFAULTS: dict[str, str] = {
     # Fixup: the last layer of each residual branch and the classifier.
     "last": r".*/(Conv_1|conv2|Dense_1)/kernel",
     "classifier": r"(.*/)?(head|classifier|fc|logits)/kernel",
-    # The final output projection (unembedding) of a language model.
+    # The final output projection (unembedding) of a language model (OLMo's top-level
+    # ``ff_out``); a leaf inside a block or a stacked leaf is never the head.
     "head": r"(.*/)?(lm_head|output|ff_out|head)/kernel",
     # torchtitan's depth-scaled kernels: attention ``wo``, MLP ``w2`` (down) and ``w3`` (up).
     "depth_scaled": r".*/(wo|w2|w3|o_proj|down_proj|up_proj)/kernel",
@@ -84,9 +90,7 @@ def _stacked_leaves(name: str, leaves: Mapping[str, Any], pattern: str | None) -
 
 def _n_layers(name: str, layers: dict[str, int], stacks: dict[str, int], given: Any) -> int:
     if given is not None:
-        if isinstance(given, bool) or not isinstance(given, int) or given < 1:
-            raise ValueError(f"recipe({name!r}): n_layers={given!r} must be an int >= 1")
-        return given
+        return check_int(f"recipe({name!r})", "n_layers", given, minimum=1)
     if layers:
         return len(set(layers.values()))
     if stacks:
@@ -134,13 +138,14 @@ def _setup(name: str, tree: Any, **patterns: Any) -> tuple[dict[str, Any], list[
 
 def _residual_rules(
     name: str, paths: list[str], residual: str, layers: dict[str, int],
-    stacks: dict[str, int], init_for: Callable[[int], Any],
+    stacks: dict[str, int], init_for: Callable[[int], Any], skip: frozenset[str] = frozenset(),
 ) -> list[tuple[str, Any]]:
-    """One rule per residual path: its block's initializer, or per_layer for a stack."""
+    """One rule per residual path (those in ``skip`` left out): its block's initializer,
+    or per_layer for a stack."""
     regex = re.compile(residual)
     rules: list[tuple[str, Any]] = []
     for p in paths:
-        if not regex.fullmatch(p):
+        if p in skip or not regex.fullmatch(p):
             continue
         if p in stacks:
             rules.append((re.escape(p), per_layer(init_for)))
@@ -153,12 +158,25 @@ def _residual_rules(
     return rules
 
 
+def _heads(leaves: Mapping[str, Any], head: str, layers: dict[str, int],
+           stacks: dict[str, int]) -> dict[str, Any]:
+    """The leaves matching ``head`` that are neither inside a block nor stacked."""
+    return {p: v for p, v in leaves.items()
+            if re.fullmatch(head, p) and p not in layers and p not in stacks}
+
+
+def _positive(name: str, **values: Any) -> None:
+    for arg, value in values.items():
+        check_scalar(f"recipe({name!r})", arg, value, positive=True)
+
+
 # --- GPT-2 and Megatron ----------------------------------------------------------------
 
 
 def _gpt2_like(name: str, tree: Any, n_layers: int | None, std: float, layer_pattern: str,
                residual: str, embedding: str, kernel: str, bias: str, scale: str,
                stacked: str | None) -> Rules:
+    _positive(name, std=std)
     leaves, paths = _setup(name, tree, layer_pattern=layer_pattern, residual=residual,
                            embedding=embedding, kernel=kernel, bias=bias, scale=scale,
                            stacked=stacked)
@@ -267,7 +285,8 @@ def olmo(
     *,
     d_model: int | None = None,
     layer_pattern: str = DEFAULTS["layer_pattern"],
-    residual: str = DEFAULTS["residual"],
+    residual: str = DEFAULTS["olmo_residual"],
+    head: str = DEFAULTS["head"],
     embedding: str = DEFAULTS["embedding"],
     kernel: str = DEFAULTS["kernel"],
     bias: str = DEFAULTS["bias"],
@@ -285,7 +304,10 @@ def olmo(
     0-based block index found by ``layer_pattern`` or, for a ``stacked`` leaf (a regex
     of scan-stacked leaves), its index on the leading axis (:func:`jaxinit.per_layer`).
     Stacked input projections are drawn per slice (:func:`jaxinit.stacked`), with the
-    fans of one layer. Biases zero, norm gains one.
+    fans of one layer. Biases zero, norm gains one. The residual outputs are OLMo's
+    ``attn_out`` and ``ff_out`` (and the names of :func:`gpt2`) inside blocks; the
+    final ``ff_out`` (``head``: a match outside every block and not stacked) is an input
+    projection, 1/sqrt(d_model).
 
     Example:
       >>> import jax.numpy as jnp, jaxinit
@@ -300,12 +322,15 @@ def olmo(
       https://github.com/allenai/OLMo, ``InitFnType.mitchell``).
     """
     name = "olmo"
+    if d_model is not None:
+        check_int(f"recipe({name!r})", "d_model", d_model, minimum=1)
     leaves, paths = _setup(name, tree, layer_pattern=layer_pattern, residual=residual,
-                           embedding=embedding, kernel=kernel, bias=bias, scale=scale,
-                           stacked=stacked)
+                           head=head, embedding=embedding, kernel=kernel, bias=bias,
+                           scale=scale, stacked=stacked)
     layers = _layers(paths, layer_pattern)
     stacks = _stacked_leaves(name, leaves, stacked)
-    rules = _residual_rules(name, paths, residual, layers, stacks, olmo_init)
+    heads = frozenset(_heads(leaves, head, layers, stacks))
+    rules = _residual_rules(name, paths, residual, layers, stacks, olmo_init, heads)
     emb = [v for p, v in leaves.items() if re.fullmatch(embedding, p)]
     if d_model is None and emb:
         d_model = int(emb[0].shape[-1])
@@ -323,7 +348,7 @@ def olmo_full_megatron(
     n_layers: int | None = None,
     cutoff: float = 3.0,
     layer_pattern: str = DEFAULTS["layer_pattern"],
-    residual: str = DEFAULTS["residual"],
+    residual: str = DEFAULTS["olmo_residual"],
     head: str = DEFAULTS["head"],
     embedding: str = DEFAULTS["embedding"],
     kernel: str = DEFAULTS["kernel"],
@@ -342,27 +367,33 @@ def olmo_full_megatron(
     the final output projection (``head``, e.g. ``lm_head``) d_model^(-1/2) with d_model
     its fan_in; every weight truncated at +-``cutoff`` (OLMo's ``init_cutoff_factor``,
     default 3) standard deviations. Biases zero, norm gains one. L as in :func:`gpt2`.
+    A ``head`` match inside a block or stacked (a block's ``ff_out``) is a residual
+    output, not the head.
 
     Example:
       >>> import jax.numpy as jnp, jaxinit
       >>> tree = {"layers_0": {"wo": {"kernel": jnp.zeros((64, 64))}},
       ...         "lm_head": {"kernel": jnp.zeros((64, 100))}}
       >>> [round(init.stddev, 4) for _, init in jaxinit.recipe("olmo_full_megatron", tree)]
-      [0.0141, 0.125]
+      [0.125, 0.0141]
 
     References:
       Groeneveld et al. (2024), OLMo, https://arxiv.org/abs/2402.00838 (code:
       https://github.com/allenai/OLMo, ``InitFnType.full_megatron``).
     """
     name = "olmo_full_megatron"
+    _positive(name, std=std, cutoff=cutoff)
     leaves, paths = _setup(name, tree, layer_pattern=layer_pattern, residual=residual,
                            head=head, embedding=embedding, kernel=kernel, bias=bias,
                            scale=scale, stacked=stacked)
     layers = _layers(paths, layer_pattern)
-    n = _n_layers(name, layers, _stacked_leaves(name, leaves, stacked), n_layers)
-    rules: list[tuple[str, Any]] = [(residual, sigma_truncated(std / (2 * n) ** 0.5, cutoff))]
-    rules += [(re.escape(p), sigma_truncated(int(v.shape[-2]) ** -0.5, cutoff))
-              for p, v in leaves.items() if re.fullmatch(head, p) and p not in layers]
+    stacks = _stacked_leaves(name, leaves, stacked)
+    n = _n_layers(name, layers, stacks, n_layers)
+    rules: list[tuple[str, Any]] = [
+        (re.escape(p), sigma_truncated(int(v.shape[-2]) ** -0.5, cutoff))
+        for p, v in _heads(leaves, head, layers, stacks).items()
+    ]
+    rules += [(residual, sigma_truncated(std / (2 * n) ** 0.5, cutoff))]
     rules += [
         (embedding, sigma_truncated(std, cutoff)),
         (kernel, sigma_truncated(std, cutoff)),
@@ -419,6 +450,7 @@ def torchtitan(
     name = "torchtitan"
     if not isinstance(depth_init, bool):
         raise TypeError(f"recipe({name!r}): depth_init={depth_init!r} must be a bool")
+    _positive(name, std=std)
     leaves, paths = _setup(name, tree, layer_pattern=layer_pattern, depth_scaled=depth_scaled,
                            head=head, embedding=embedding, kernel=kernel, bias=bias,
                            scale=scale, stacked=stacked)
@@ -431,7 +463,7 @@ def torchtitan(
         n = _n_layers(name, layers, stacks, n_layers)
         rules = [(depth_scaled, torchtitan_init(n_layers=n, std=std))]
     rules += [(re.escape(p), sigma_truncated(int(v.shape[-2]) ** -0.5, 3.0))
-              for p, v in leaves.items() if re.fullmatch(head, p) and p not in layers]
+              for p, v in _heads(leaves, head, layers, stacks).items()]
     rules += [
         (embedding, Normal(1.0)),
         (kernel, sigma_truncated(std, 2.0 / std)),
@@ -602,23 +634,20 @@ def mup(
                      distribution=distribution, delta=delta, axes=axes)  # type: ignore[arg-type]
 
 
-def _registry() -> dict[str, Callable[..., Rules]]:
-    from jaxinit._src import recipes_hf
-
-    return {
-        "gpt2": gpt2, "megatron": megatron, "olmo": olmo,
-        "olmo_full_megatron": olmo_full_megatron, "torchtitan": torchtitan,
-        "llama": recipes_hf.llama, "bert": recipes_hf.bert, "vit": recipes_hf.vit,
-        "t5": recipes_hf.t5, "fixup": fixup, "deepnorm": deepnorm,
-        "torch_default": torch_default, "mup": mup,
-    }
-
-
 #: The recipe names, in the order :func:`recipe` lists them.
 RECIPES: tuple[str, ...] = (
     "gpt2", "megatron", "olmo", "olmo_full_megatron", "torchtitan", "llama", "bert", "vit",
     "t5", "fixup", "deepnorm", "torch_default", "mup",
 )
+
+
+def _registry() -> dict[str, Callable[..., Rules]]:
+    """The recipe function of each name of :data:`RECIPES` (this module's, or the
+    transformers-equal ones of ``recipes_hf``)."""
+    from jaxinit._src import recipes_hf
+
+    here = globals()
+    return {name: here[name] if name in here else getattr(recipes_hf, name) for name in RECIPES}
 
 
 def recipe(name: str, model_or_params: Any, **config: Any) -> Rules:

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src.base import InitializerBase, Shape, check_scalar
+from jaxinit._src.base import InitializerBase, Shape, check_int, check_scalar
 from jaxinit._src.depth import sigma_truncated
 from jaxinit._src.recipes import DEFAULTS, Rules, _keep_used, _setup
 from jaxinit._src.schemes import Constant, Normal, ones, zeros
@@ -40,8 +40,9 @@ class PaddedNormal(InitializerBase):
         object.__setattr__(
             self, "stddev", check_scalar(self.name, "stddev", self.stddev, nonnegative=True)
         )
-        if isinstance(self.padding_idx, bool) or not isinstance(self.padding_idx, int):
-            raise TypeError(f"{self.name}: padding_idx={self.padding_idx!r} must be an int")
+        object.__setattr__(
+            self, "padding_idx", check_int(self.name, "padding_idx", self.padding_idx)
+        )
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         if not -shape[0] <= self.padding_idx < shape[0]:
@@ -94,6 +95,7 @@ def llama(
       https://huggingface.co/docs/transformers/model_doc/llama
       (``PreTrainedModel._init_weights``).
     """
+    check_scalar("recipe('llama')", "initializer_range", initializer_range, positive=True)
     _, paths = _setup("llama", tree, embedding=embedding, kernel=kernel, bias=bias, scale=scale)
     rules = _common(initializer_range, padding_idx, embedding)
     rules += [(embedding, Normal(initializer_range)), (kernel, Normal(initializer_range)),
@@ -133,6 +135,7 @@ def bert(
       Devlin et al. (2019), BERT, https://arxiv.org/abs/1810.04805;
       https://huggingface.co/docs/transformers/model_doc/bert.
     """
+    check_scalar("recipe('bert')", "initializer_range", initializer_range, positive=True)
     _, paths = _setup("bert", tree, word_embeddings=word_embeddings, embedding=embedding,
                       kernel=kernel, bias=bias, scale=scale)
     rules = _common(initializer_range, padding_idx, word_embeddings)
@@ -157,11 +160,13 @@ def vit(
        \text{cls}, \text{pos} \sim \mathcal{N}(0, r^2) \text{ truncated to } [-2, 2]
 
     r = ``initializer_range`` for every kernel (the patch-embedding convolution, the
-    attention and MLP projections, the classifier); the ``cls_token`` and
-    ``position_embeddings`` from ``trunc_normal_(std=r)`` with torch's default absolute
-    bounds +-2, i.e. +-2/r standard deviations (100 at r = 0.02: nothing is cut, and the
-    rule is ``jaxinit.normal(r)``, the same law to float precision); the
-    ``mask_token`` zero; biases zero; LayerNorm gains one.
+    attention and MLP projections, the classifier: transformers draws these
+    ``nn.Linear``/``nn.Conv2d`` weights with ``trunc_normal_(std=r)`` and its absolute
+    bounds +-2, the same law at these stds since the bounds truncate nothing); the
+    ``cls_token`` and ``position_embeddings`` from ``trunc_normal_(std=r)`` with torch's
+    default absolute bounds +-2 too, i.e. +-2/r standard deviations (100 at r = 0.02:
+    nothing is cut, and the rule is ``jaxinit.normal(r)``, the same law to float
+    precision); the ``mask_token`` zero; biases zero; LayerNorm gains one.
 
     Example:
       >>> import jax.numpy as jnp, jaxinit
@@ -173,7 +178,7 @@ def vit(
       Dosovitskiy et al. (2021), ViT, https://arxiv.org/abs/2010.11929;
       https://huggingface.co/docs/transformers/model_doc/vit.
     """
-    r = initializer_range
+    r = check_scalar("recipe('vit')", "initializer_range", initializer_range, positive=True)
     _, paths = _setup("vit", tree, tokens=tokens, mask_token=mask_token, kernel=kernel,
                       bias=bias, scale=scale)
     rules = [(tokens, sigma_truncated(r, 2.0 / r)), (mask_token, zeros),
@@ -182,10 +187,11 @@ def vit(
 
 
 def _dims(leaves: dict[str, Any], pattern: str) -> int | None:
-    """The leading (input) size of the first leaf matching pattern."""
+    """The input size (axis -2, so a scan-stacked (L, in, out) kernel too) of the first
+    leaf matching pattern."""
     for p, v in leaves.items():
         if re.fullmatch(pattern, p):
-            return int(v.shape[0])
+            return int(v.shape[-2])
     return None
 
 
@@ -215,8 +221,9 @@ def t5(
     ==============================================  ==============================
 
     all normal, layer-norm gains c, biases zero. d_model, n_heads d_kv and d_ff are read
-    from the kernels' input sizes (``k``, ``o``, ``wo``); ``num_heads`` (needed for
-    ``d_kv``) from the ``relative_attention_bias`` table (buckets, heads) unless given.
+    from the kernels' input sizes (axis -2 of ``k``, ``o``, ``wo``, so scan-stacked
+    (L, in, out) kernels too) unless given; ``num_heads`` (needed for ``d_kv``) from the
+    ``relative_attention_bias`` table (buckets, heads) unless given.
 
     Example:
       >>> import jax.numpy as jnp, jaxinit
@@ -232,18 +239,24 @@ def t5(
     name = "t5"
     c = check_scalar(f"recipe({name!r})", "initializer_factor", initializer_factor,
                      positive=True)
+    given = {"d_model": d_model, "num_heads": num_heads, "d_kv": d_kv, "d_ff": d_ff}
+    for arg, value in given.items():
+        if value is not None:
+            check_int(f"recipe({name!r})", arg, value, minimum=1)
     leaves, paths = _setup(name, tree)
     attn = r"(.*/)?(SelfAttention|EncDecAttention)/"
-    d_model = d_model or _dims(leaves, attn + r"k/kernel")
+    if d_model is None:
+        d_model = _dims(leaves, attn + r"k/kernel")
     inner = _dims(leaves, attn + r"o/kernel")
     if inner is None:
         q = [v for p, v in leaves.items() if re.fullmatch(attn + r"q/kernel", p)]
         inner = int(q[0].shape[-1]) if q else None
-    d_ff = d_ff or _dims(leaves, r"(.*/)?DenseReluDense/wo/kernel")
+    if d_ff is None:
+        d_ff = _dims(leaves, r"(.*/)?DenseReluDense/wo/kernel")
     if num_heads is None:
         rel = [v for p, v in leaves.items() if re.fullmatch(r".*/relative_attention_bias/\w+", p)]
         num_heads = int(rel[0].shape[-1]) if rel else None
-    if d_kv is None and inner is not None and num_heads:
+    if d_kv is None and inner is not None and num_heads is not None:
         d_kv = inner // num_heads
     rules: list[tuple[str, Any]] = [
         (r"(.*/)?(shared|embed_tokens)/embedding", Normal(c)),

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxinit._src.base import check_int
 from jaxinit._src.pretrained.merge import Rule
 
 # Source regexes of the q/k projections (weight, bias) and Qwen3's per-head q/k norms.
@@ -59,8 +60,8 @@ class rope_interleaved:
     inverse: bool = False
 
     def __post_init__(self) -> None:
-        d = self.head_dim
-        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d <= 0 or d % 2:
+        d = check_int("jaxinit.hf.rope_interleaved", "head_dim", self.head_dim, minimum=2)
+        if d % 2:
             raise ValueError(f"jaxinit.hf.rope_interleaved: head_dim={d!r}; expected a "
                              "positive even int (the size of one attention head)")
 

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaxinit._src.pretrained import layout
-from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.merge import Rule, _flatten_target
 
 FAMILIES: tuple[str, ...] = ("llama", "gemma", "mixtral", "gpt2", "bert", "vit")
@@ -230,8 +229,8 @@ def rules(
       ``jaxinit.load_pretrained(..., rules=...)``.
 
     Raises:
-      PretrainedError: an unsupported `family` (the message lists the supported ones).
-      ValueError: `overrides` that is not a str -> str mapping.
+      ValueError: an unsupported `family` (the message lists the supported ones), or
+        `overrides` that is not a str -> str mapping.
 
     Example:
       >>> import jaxinit
@@ -250,7 +249,7 @@ def rules(
       https://huggingface.co/docs/transformers/model_doc/vit
     """
     if family not in FAMILIES:
-        raise PretrainedError(f"jaxinit.hf.rules: family={family!r} is not supported; "
+        raise ValueError(f"jaxinit.hf.rules: family={family!r} is not supported; "
                               f"supported families: {', '.join(FAMILIES)}")
     overrides = dict(overrides or {})
     for k, v in overrides.items():

@@ -47,7 +47,7 @@ class _Target:
             return jax.tree_util.tree_unflatten(self.treedef, leaves)
         from flax import nnx
 
-        paths = ["/".join(map(str, p)) for p, _ in self.entries]
+        paths = [path_str(p) for p, _ in self.entries]
         if self.kind == "nnx_state":
             return nnx.from_flat_state([(p, v.replace(new[s]) if s in new else v)
                                         for (p, v), s in zip(self.entries, paths, strict=True)])
@@ -68,7 +68,7 @@ def _flatten_target(target: Any) -> _Target:
     if is_nnx:
         state = nnx.state(target) if isinstance(target, nnx.Module) else target
         entries = list(nnx.to_flat_state(state))
-        values = {"/".join(map(str, p)): v.get_value() for p, v in entries}
+        values = {path_str(p): v.get_value() for p, v in entries}
         kind = "nnx_module" if isinstance(target, nnx.Module) else "nnx_state"
         return _Target(kind, target, values, entries)
     entries, treedef = jax.tree_util.tree_flatten_with_path(target)
@@ -289,11 +289,13 @@ def load_pretrained(
                 if left[path]:
                     continue
                 array = stacks.pop(path)
-                key = ", ".join(slots[path][i] for i in sorted(slots[path]))
+                source = ", ".join(slots[path][i] for i in sorted(slots[path]))
+            else:
+                source = key
             sharding = getattr(leaf, "sharding", None)
             new[path] = (jax.device_put(array, sharding) if sharding is not None
                          else jnp.asarray(array))
-            report.loaded[path] = key
+            report.loaded[path] = source
     report.loaded = {p: report.loaded[p] for p in tgt.values if p in report.loaded}
     return tgt.rebuild(new), report
 

@@ -115,7 +115,7 @@ class LoadReport:
         """An nnx filter matching the loaded variables, e.g. ``nnx.Not(report.filter)``."""
 
         def loaded(path: tuple[Any, ...], value: Any) -> bool:
-            return self.is_loaded("/".join(str(p) for p in path))
+            return self.is_loaded(path_str(path))
 
         return loaded
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from jaxinit._src.paths import path_str
 from jaxinit._src.pretrained import layout
 from jaxinit._src.pretrained.merge import Rule, _flatten_target
 
@@ -29,7 +30,7 @@ def _convtranspose_paths(target: Any) -> set[str]:
         return set()
     if not isinstance(target, nnx.Module):
         return set()
-    return {"/".join(map(str, path)) for path, node in nnx.iter_graph(target)
+    return {path_str(path) for path, node in nnx.iter_graph(target)
             if isinstance(node, nnx.ConvTranspose)}
 
 
@@ -156,7 +157,7 @@ def _batch_stats(target: Any) -> set[str]:
     if not isinstance(target, nnx.Module | nnx.State):
         return set()
     state = nnx.state(target) if isinstance(target, nnx.Module) else target
-    return {"/".join(map(str, p)) for p, v in nnx.to_flat_state(state)
+    return {path_str(p) for p, v in nnx.to_flat_state(state)
             if isinstance(v, nnx.BatchStat)}
 
 
