@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import jaxinit
+import jaxinit.torch as jt
 
 # Every public name jax.nn.initializers also has, built the same way in both libraries.
 FACTORIES = {
@@ -138,3 +139,107 @@ def test_largest_representable_configurations_stay_finite(make, dtype):
 def test_describe_refuses_an_empty_shape_by_name():
     with pytest.raises(ValueError, match=r"describe: shape=\(0, 4\) has no elements"):
         jaxinit.describe(jaxinit.he_normal(), (0, 4))
+
+
+# Schemes whose magnitude is set by an argument other than a std: each refused, naming
+# the argument, where its largest value passes the dtype's largest finite value (float16
+# 65504, float8_e4m3fn 448, float32 3.4e38; pinned, from the IEEE/OCP formats).
+OVERFLOWING = [
+    (lambda: jaxinit.orthogonal(7e4), (4, 4), jnp.float16, "orthogonal: scale=70000.0"),
+    (lambda: jaxinit.orthogonal(1e39), (4, 4), jnp.float32, "orthogonal: scale=1e+39"),
+    (lambda: jaxinit.delta_orthogonal(500.0), (3, 4, 4), jnp.float8_e4m3fn,
+     "delta_orthogonal: scale=500.0"),
+    # spectral: scale * sqrt(fan_out / fan_in) = 3e4 * sqrt(16 / 4) = 6e4 < 65504 < 8e4.
+    (lambda: jaxinit.spectral(4e4), (4, 16), jnp.float16, "spectral: scale=40000.0"),
+    (lambda: jaxinit.identity(1e5), (4, 4), jnp.float16, "identity: gain=100000.0"),
+    (lambda: jaxinit.sparse(0.5, 1e38), (4, 4), jnp.float32, "sparse: stddev=1e+38"),
+    (lambda: jaxinit.scaled(jaxinit.he_normal(), 1e39), (4, 4), jnp.float32,
+     "scaled: factor=1e+39"),
+    (lambda: jaxinit.scaled(jaxinit.he_normal(), 1e39), (4, 4), jnp.complex64,
+     "scaled: factor=1e+39"),
+    (lambda: jaxinit.stacked(jaxinit.orthogonal(1e5)), (2, 4, 4), jnp.float16,
+     "orthogonal: scale=100000.0"),
+    (lambda: jaxinit.blocks([jaxinit.zeros, jaxinit.identity(1e39)], [2, 2]), (4, 4),
+     jnp.float32, "identity: gain=1e+39"),
+    # residual_normal(2, s) is normal(s / 2): the Normal it returns names its stddev.
+    (lambda: jaxinit.residual_normal(2, 1e39), (4, 4), jnp.float32, "normal: stddev=5e+38"),
+    (lambda: jt.orthogonal(1e39), (4, 4), jnp.float32, "orthogonal: scale=1e+39"),
+    (lambda: jt.sparse(0.5, 1e38), (4, 4), jnp.float32, "sparse: stddev=1e+38"),
+    (lambda: jt.trunc_normal(0.0, 1e30, -1e30, 1e30), (4, 4), jnp.float16, "trunc_normal: b="),
+    (lambda: jt.trunc_normal(0.0, 1.0, -1e39, 1e39), (4, 4), jnp.float32,
+     "trunc_normal: a=-1e+39"),
+    (lambda: jt.xavier_uniform(1e20), (4, 4), jnp.float32, "variance_scaling: scale=1e+40"),
+]
+
+
+@pytest.mark.parametrize(("make", "shape", "dtype", "message"), OVERFLOWING)
+def test_every_magnitude_argument_is_checked_against_the_dtype(make, shape, dtype, message):
+    with pytest.raises(ValueError, match=re.escape(message) + ".* beyond the largest finite"):
+        make()(jax.random.key(0), shape, dtype)
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "dtype"),
+    [
+        (lambda: jaxinit.orthogonal(6e4), (4, 4), jnp.float16),
+        (lambda: jaxinit.spectral(3e4), (4, 16), jnp.float16),
+        (lambda: jaxinit.identity(6e4), (4, 4), jnp.float16),
+        (lambda: jaxinit.delta_orthogonal(400.0), (3, 4, 4), jnp.float8_e4m3fn),
+        (lambda: jaxinit.scaled(jaxinit.he_normal(), 1e37), (4, 4), jnp.float32),
+        # Bounds far beyond the sampler's reach (5.4 std) are not what sets the magnitude.
+        (lambda: jt.trunc_normal(0.0, 1.0, -1e30, 1e30), (4, 4), jnp.float16),
+        (lambda: jt.trunc_normal(0.0, 1e-45, -2.0, 2.0), (4, 4), jnp.float32),
+    ],
+)
+def test_just_representable_magnitudes_stay_finite(make, shape, dtype):
+    w = make()(jax.random.key(0), shape, dtype)
+    assert w.shape == shape and w.dtype == dtype
+    assert bool(jnp.isfinite(w.astype(jnp.float32 if dtype != jnp.complex64 else dtype)).all())
+
+
+def test_trunc_normal_interval_beyond_the_samplers_reach_is_refused():
+    # mean 0, std 1: float32 draws stay within 5.42 std, so [10, 20] holds no draw.
+    with pytest.raises(ValueError, match=r"trunc_normal: \[a, b\] = \[10.0, 20.0\] lies beyond"):
+        jt.trunc_normal(0.0, 1.0, 10.0, 20.0)(jax.random.key(0), (4, 4))
+
+
+def test_huge_gains_and_slopes_are_value_errors():
+    with pytest.raises(ValueError, match=r"xavier_normal: gain=1e\+300 squared overflows"):
+        jt.xavier_normal(1e300)
+    # gain = sqrt(2 / (1 + a^2)) -> 0 for a huge slope (PyTorch raises OverflowError).
+    assert jt.calculate_gain("leaky_relu", 1e300) == 0.0
+    assert float(jnp.abs(jt.kaiming_normal(1e300)(jax.random.key(0), (4, 4))).max()) == 0.0
+
+
+# float8_e8m0fnu stores only powers of two: no zero, no sign (0 and -1 cast to NaN).
+@pytest.mark.parametrize(
+    "init",
+    [jaxinit.zeros, jaxinit.normal(), jaxinit.uniform(), jaxinit.he_normal(),
+     jaxinit.glorot_uniform(), jaxinit.orthogonal(), jaxinit.spectral(), jaxinit.identity(),
+     jaxinit.residual_normal(4), jaxinit.constant(-2.0), jt.eye(), jt.trunc_normal(),
+     jaxinit.scaled(jaxinit.normal(), 2.0), jaxinit.mamba_a_log()],
+    ids=lambda i: type(i).__name__,
+)
+def test_signless_float8_e8m0fnu_is_refused_for_signed_or_zero_values(init):
+    with pytest.raises(TypeError, match=r"dtype=float8_e8m0fnu has no zero and no negative"):
+        init(jax.random.key(0), (4, 4), jnp.float8_e8m0fnu)
+
+
+def test_positive_constants_fill_float8_e8m0fnu():
+    w = jaxinit.constant(0.25)(jax.random.key(0), (2, 2), jnp.float8_e8m0fnu)
+    np.testing.assert_array_equal(np.asarray(w, np.float32), np.full((2, 2), 0.25, np.float32))
+    assert jaxinit.ones(jax.random.key(0), (3,), jnp.float8_e8m0fnu).dtype == jnp.float8_e8m0fnu
+
+
+@pytest.mark.parametrize("dtype", [jnp.float6_e2m3fn, jnp.float6_e3m2fn])
+def test_dtypes_the_cpu_backend_cannot_store_are_type_errors(dtype):
+    # XLA's CPU backend has no float6 arrays (jnp.zeros raises), and a compiled constant of
+    # one aborts the whole process: refused before XLA sees it.
+    try:  # the oracle: whether jax itself can build an array of the dtype here
+        jnp.zeros((1,), dtype).block_until_ready()
+    except Exception:
+        with pytest.raises(TypeError, match=rf"constant: dtype={np.dtype(dtype)} has no arr"):
+            jaxinit.constant(1.0)(jax.random.key(0), (4, 4), dtype)
+        assert jax.default_backend() == "cpu"  # where it is known to be missing
+    else:
+        assert jaxinit.constant(1.0)(jax.random.key(0), (4, 4), dtype).dtype == dtype

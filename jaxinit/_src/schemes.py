@@ -40,6 +40,7 @@ class Constant(InitializerBase):
     dtype: DTypeLike | None = None
     name = "constant"
     kinds = "fciub"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -145,6 +146,7 @@ class Uniform(InitializerBase):
     scale: float = 1e-2
     dtype: DTypeLike | None = None
     name = "uniform"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -198,6 +200,7 @@ class UniformRange(InitializerBase):
     high: float = 1.0
     dtype: DTypeLike | None = None
     name = "uniform_range"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -259,6 +262,7 @@ class Normal(InitializerBase):
     dtype: DTypeLike | None = None
     name = "normal"
     kinds = "fc"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -310,6 +314,7 @@ class TruncatedNormal(InitializerBase):
     lower: float = -2.0
     upper: float = 2.0
     name = "truncated_normal"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -388,6 +393,7 @@ class VarianceScaling(InitializerBase):
     dtype: DTypeLike | None = None
     name = "variance_scaling"
     kinds = "fc"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -721,6 +727,7 @@ class Sparse(InitializerBase):
     stddev: float = 1e-2
     dtype: DTypeLike | None = None
     name = "sparse"
+    checks_range = True
     min_rank = 2
 
     def __post_init__(self) -> None:
@@ -732,6 +739,10 @@ class Sparse(InitializerBase):
         object.__setattr__(
             self, "stddev", check_scalar(self.name, "stddev", self.stddev, nonnegative=True)
         )
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        biggest = self.stddev * sampling.largest_draw("normal", dtype)
+        check_representable(self.name, "stddev", self.stddev, biggest, dtype)
 
     def zeros_per_column(self, shape: Shape) -> int:
         return math.ceil(self.sparsity * math.prod(shape[:-1]))
