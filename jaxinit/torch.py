@@ -133,7 +133,9 @@ def _gain_squared(name: str, gain: float) -> float:
     not finite in float64."""
     gain = check_scalar(name, "gain", gain)
     if not math.isfinite(gain * gain):
-        raise ValueError(f"{name}: gain={gain!r} squared overflows float64; expected |gain| < 1e154")
+        raise ValueError(
+            f"{name}: gain={gain!r} squared overflows float64; expected |gain| < 1e154"
+        )
     return gain * gain
 
 

@@ -68,7 +68,7 @@ def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
     return resolved
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _backend_has(dtype: np.dtype) -> bool:
     """Whether the default backend builds arrays of `dtype` (XLA's CPU backend has no
     float6 types, and aborts the process on a compiled constant of one)."""
