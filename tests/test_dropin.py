@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import jax
@@ -243,3 +244,63 @@ def test_dtypes_the_cpu_backend_cannot_store_are_type_errors(dtype):
         assert jax.default_backend() == "cpu"  # where it is known to be missing
     else:
         assert jaxinit.constant(1.0)(jax.random.key(0), (4, 4), dtype).dtype == dtype
+
+
+# --- The drop-in sweep ---------------------------------------------------------------
+# Every shared name, ranks 0-4, every float dtype of the parity promise, both key types:
+# jaxinit must accept what jax accepts, with the same shape and dtype, and the values of
+# jax's float32 draw rounded to the dtype ("the same key gives the same weights up to
+# rounding whatever the dtype"). Acceptance is judged with jax.eval_shape (no compile);
+# the values of one name come from one jitted program per library, so the sweep compiles
+# 38 small programs instead of hundreds.
+SWEEP_SHAPES = [(), (5,), (4, 6), (3, 4, 6), (2, 3, 4, 6)]
+SWEEP_DTYPES = [jnp.float32, jnp.bfloat16, jnp.float16]
+
+
+def _accepts(init, key, shape, dtype):
+    try:
+        return jax.eval_shape(lambda k: init(k, shape, dtype), key), None
+    except Exception as e:  # jax's refusals vary: ValueError, IndexError, ZeroDivisionError
+        return None, e
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_dropin_sweep_accepts_what_jax_accepts_with_its_values(name):
+    ours, theirs = FACTORIES[name](jaxinit), FACTORIES[name](jax.nn.initializers)
+    raw = jax.random.PRNGKey(3)
+    accepted = []
+    for shape, dtype in itertools.product(SWEEP_SHAPES, SWEEP_DTYPES):
+        ref, _ = _accepts(theirs, raw, shape, jnp.float32)
+        out, error = _accepts(ours, raw, shape, dtype)
+        if ref is None:  # jax refuses the shape: a clean, named refusal or a valid array
+            assert out is not None or (isinstance(error, ValueError | TypeError)
+                                       and str(error).startswith(f"{ours.name}: ")), error
+            continue
+        assert out is not None, f"{name} refuses {shape} {dtype.__name__}, jax accepts: {error}"
+        assert (out.shape, out.dtype) == (shape, dtype)
+        accepted.append((shape, dtype))
+    assert any(len(s) >= 2 for s, _ in accepted)
+
+    # Values (bounded time): every accepted shape in float32 with the typed key; the
+    # legacy key and the narrow dtypes on the largest accepted rank-2 or higher shape.
+    wide = max((s for s, _ in accepted), key=len)
+    cases = [(s, d, "typed") for s, d in accepted if d == jnp.float32]
+    cases += [(wide, d, "raw") for d in SWEEP_DTYPES]
+
+    def draws(init, raw_key, as_dtype):
+        keys = {"raw": raw_key, "typed": jax.random.wrap_key_data(raw_key)}
+        return [init(keys[kind], shape, as_dtype(dtype)) for shape, dtype, kind in cases]
+
+    got = jax.jit(lambda k: draws(ours, k, lambda d: d))(raw)
+    want = jax.jit(lambda k: draws(theirs, k, lambda d: jnp.float32))(raw)
+    for g, w, (shape, dtype, _) in zip(got, want, cases, strict=True):
+        assert (g.shape, g.dtype) == (shape, dtype)
+        expected = np.asarray(w.astype(dtype), np.float32)
+        # Unoptimized XLA contracts multiply-adds differently in the two programs: float32
+        # draws differ in the last bits (measured: up to 4 ulp in truncated normals, 8
+        # allowed), which can flip a bfloat16 or float16 rounding by 1 ulp of that dtype.
+        # Near 0 the inverse-CDF sampler loses relative precision: the same bound is also
+        # allowed relative to the largest weight.
+        rtol = max(float(jnp.finfo(dtype).eps), 2.0**-20)
+        atol = rtol * float(np.abs(expected).max(initial=0.0))
+        np.testing.assert_allclose(np.asarray(g, np.float32), expected, rtol=rtol, atol=atol)

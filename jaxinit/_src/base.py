@@ -73,8 +73,9 @@ def _backend_has(dtype: np.dtype) -> bool:
     """Whether the default backend builds arrays of `dtype` (XLA's CPU backend has no
     float6 types, and aborts the process on a compiled constant of one)."""
     try:
-        jax.numpy.zeros((1,), dtype).block_until_ready()
-    except Exception:  # the backend refuses the type: JaxRuntimeError, or its own errors
+        with jax.ensure_compile_time_eval():  # also when first asked under a trace
+            jax.numpy.zeros((1,), dtype).block_until_ready()
+    except jax.errors.JaxRuntimeError:  # INVALID_ARGUMENT: Invalid XLA PrimitiveType
         return False
     return True
 

@@ -406,7 +406,10 @@ class VarianceScaling(InitializerBase):
             object.__setattr__(self, arg, normalize_axes(self.name, arg, getattr(self, arg)))
 
     def fans(self, shape: Shape) -> tuple[int, int]:
-        return compute_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
+        try:
+            return compute_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
+        except ValueError as e:  # name the initializer the user called, then the cause
+            raise ValueError(f"{self.name}: {e}") from None
 
     def variance(self, shape: Shape) -> float:
         fan_in, fan_out = self.fans(shape)
