@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit sharded notebooks bench bench-all strip-notebooks clean
+.PHONY: demo test lint typecheck unit sharded fuzz notebooks bench bench-all strip-notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ sharded: $(STAMP)
 		$(BIN)/python -m pytest -q -n 2 --dist loadfile -m sharded tests --durations=5
 
 test: lint typecheck unit sharded
+
+# The fuzzers with a long randomized budget (not part of `make test`, whose run is small
+# and deterministic): FUZZ hostile initializer calls and FUZZ / 20 damaged files per
+# 20 of `make test`'s. Outcome counts land in fuzz-out/*.json.
+FUZZ ?= 5000
+fuzz: $(STAMP)
+	JAXINIT_FUZZ=$(FUZZ) JAXINIT_FUZZ_REPORT=fuzz-out XLA_FLAGS="$(TEST_XLA_FLAGS)" \
+		$(BIN)/python -m pytest -q -p no:xdist tests/test_fuzz_init.py tests/test_fuzz_files.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_schemes.py

@@ -672,13 +672,21 @@ def check_torch_zip(name: str, path: pathlib.Path) -> None:
     """Every storage a ``.pt`` zip declares must fit in its ``data/<key>`` record."""
     import torch
 
-    with zipfile.ZipFile(path) as zf:
-        records = {i.filename: i.file_size for i in zf.infolist()}
-        pkl = [f for f in records if f.endswith("data.pkl") and f.count("/") == 1]
-        if len(pkl) != 1:
-            raise PretrainedError(f"{name}: a PyTorch zip needs one <archive>/data.pkl")
-        prefix = pkl[0][: -len("data.pkl")]
-        storages = torch_storage_sizes(name, zf.read(pkl[0]))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            records = {i.filename: i.file_size for i in zf.infolist()}
+            pkl = [f for f in records if f.endswith("data.pkl") and f.count("/") == 1]
+            if len(pkl) != 1:
+                raise PretrainedError(f"{name}: a PyTorch zip needs one <archive>/data.pkl")
+            prefix = pkl[0][: -len("data.pkl")]
+            storages = torch_storage_sizes(name, zf.read(pkl[0]))
+    except PretrainedError:
+        raise
+    except Exception as e:  # a damaged zip: BadZipFile, OSError, a bad name or CRC, zlib
+        raise PretrainedError(
+            f"{name}: not a readable PyTorch zip (truncated or corrupted): "
+            f"{type(e).__name__}: {e}"
+        ) from e
     for storage, (kind, numel, key) in storages.items():
         cls = getattr(torch, kind.split(" ")[-1], None)
         dtype = getattr(cls, "_dtype", None)  # `.dtype` warns that TypedStorage is deprecated
