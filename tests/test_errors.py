@@ -315,3 +315,20 @@ def test_valid_typed_arguments_still_accepted():
     ours = jaxinit.normal(0.5)(legacy, (4, 3), np.dtype("<f4"))
     reference = jax.nn.initializers.normal(0.5)(legacy, (4, 3), jnp.float32)
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(reference))
+
+
+def test_damaged_torch_zip_names_the_file(tmp_path):
+    """A .pt zip whose central directory is damaged (found by the file fuzzer: a flipped
+    name byte raised UnicodeDecodeError, a bad offset OSError) is a PretrainedError."""
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.save({"w": torch.ones(2, 3)}, path)
+    data = bytearray(path.read_bytes())
+    directory = data.rindex(b"PK\x01\x02")  # the last central-directory entry
+    data[directory + 46] = 0x84  # its file name's first byte: invalid UTF-8 under flag 11
+    data[directory + 8] |= 0x08  # general purpose flag bit 11: names are UTF-8
+    data[directory + 9] |= 0x08
+    path.write_bytes(bytes(data))
+    with pytest.raises(jaxinit.PretrainedError, match=rf"{path}: not a readable PyTorch zip"):
+        jaxinit.open_weights(path, trusted=True)
