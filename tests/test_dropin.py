@@ -87,6 +87,15 @@ def test_impossible_sizes_are_refused_before_xla(init, shape, dtype):
         jax.jit(lambda k: init(k, shape, dtype))(jax.random.key(0))
 
 
+@pytest.mark.parametrize("shape", [(2**62, 0, 2**62), (0, 2**64), (2**40, 0, 2**40)])
+def test_empty_shapes_with_impossible_extents_are_refused_before_xla(shape):
+    # Found by the initializer fuzzer: XLA multiplies the extents and aborts the process
+    # ("overflow in static extent product"), and a dimension beyond int64 fails deep in
+    # jax, although the array has no elements.
+    with pytest.raises(ValueError, match=r"spectral: shape=.* has no elements but its non-zero"):
+        jaxinit.spectral()(jax.random.key(0), shape, jnp.complex64)
+
+
 def test_largest_allowed_size_is_not_refused_by_the_check():
     # 2**46 float32 elements are exactly 2**48 bytes: allowed by the size rule (not built here).
     jaxinit._src.base.check_size("ones", (2**46,), np.dtype(np.float32))

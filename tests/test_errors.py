@@ -332,3 +332,18 @@ def test_damaged_torch_zip_names_the_file(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(jaxinit.PretrainedError, match=rf"{path}: not a readable PyTorch zip"):
         jaxinit.open_weights(path, trusted=True)
+
+
+def test_msgpack_with_mixed_key_types_names_the_file(tmp_path):
+    """Found by the file fuzzer: a flipped byte turned a str key into an int, and sorting
+    the map's keys raised a bare ValueError from jax.tree_util."""
+    import msgpack
+    from flax.serialization import msgpack_serialize
+
+    good = msgpack_serialize({"a": np.ones(2, np.float32), "b": np.zeros(2, np.float32)})
+    tree = msgpack.unpackb(good, strict_map_key=False)
+    tree[1] = tree.pop("b")
+    path = tmp_path / "m.msgpack"
+    path.write_bytes(msgpack.packb(tree))
+    with pytest.raises(jaxinit.PretrainedError, match=rf"{path}: the msgpack tree has keys"):
+        jaxinit.open_weights(path)

@@ -129,6 +129,12 @@ def check_size(name: str, shape: Shape, dtype: np.dtype) -> None:
     """Refuses a shape whose element count or byte size cannot exist (see MAX_BYTES)."""
     count = math.prod(shape)
     size = count * np.dtype(dtype).itemsize
+    extent = math.prod(d for d in shape if d)
+    if count == 0 and extent > MAX_ELEMENTS:  # XLA multiplies the extents and aborts
+        raise ValueError(
+            f"{name}: shape={shape} has no elements but its non-zero dimensions multiply to "
+            f"{extent}; expected at most {MAX_ELEMENTS} (XLA aborts on larger extents)"
+        )
     if count > MAX_ELEMENTS or size > MAX_BYTES:
         raise ValueError(
             f"{name}: shape={shape} has {count} elements ({size} bytes in {np.dtype(dtype)}); "

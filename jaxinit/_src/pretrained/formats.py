@@ -582,7 +582,15 @@ def _open_msgpack(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
     if not isinstance(tree, dict):
         raise PretrainedError(f"{name}: a Flax msgpack checkpoint must hold a mapping, "
                               f"got {type(tree).__name__}")
-    arrays = _flatten_tree(name, tree)
+    try:
+        arrays = _flatten_tree(name, tree)
+    except PretrainedError:
+        raise
+    except (TypeError, ValueError) as e:  # e.g. int and str keys in one map: no order
+        raise PretrainedError(
+            f"{name}: the msgpack tree has keys that cannot be ordered (mixed types in one "
+            f"map): {type(e).__name__}: {e}"
+        ) from e
     return _from_arrays(name, "msgpack", file_identity(path, "msgpack"), arrays, allow_nonfinite)
 
 
