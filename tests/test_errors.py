@@ -347,3 +347,20 @@ def test_msgpack_with_mixed_key_types_names_the_file(tmp_path):
     path.write_bytes(msgpack.packb(tree))
     with pytest.raises(jaxinit.PretrainedError, match=rf"{path}: the msgpack tree has keys"):
         jaxinit.open_weights(path)
+
+
+def test_torch_zip_spanning_disks_names_the_file(tmp_path):
+    """Found by the file fuzzer: zipfile.is_zipfile itself raises BadZipFile when the
+    zip64 end-of-directory locator claims several disks."""
+    import struct
+
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.save({"w": torch.ones(2, 3)}, path)
+    data = bytearray(path.read_bytes())
+    locator = data.rindex(b"PK\x06\x07")  # zip64 end-of-central-directory locator
+    data[locator + 16 : locator + 20] = struct.pack("<I", 2)  # total number of disks
+    path.write_bytes(bytes(data))
+    with pytest.raises(jaxinit.PretrainedError, match=rf"{path}: not a readable PyTorch zip"):
+        jaxinit.open_weights(path, trusted=True)

@@ -130,10 +130,13 @@ def check_size(name: str, shape: Shape, dtype: np.dtype) -> None:
     count = math.prod(shape)
     size = count * np.dtype(dtype).itemsize
     extent = math.prod(d for d in shape if d)
-    if count == 0 and extent > MAX_ELEMENTS:  # XLA multiplies the extents and aborts
+    # XLA multiplies the extents (in bytes) even of an empty array, and aborts the process
+    # on an overflow: the non-zero dimensions obey the same limits as a full array.
+    if count == 0 and (extent > MAX_ELEMENTS or extent * np.dtype(dtype).itemsize > MAX_BYTES):
         raise ValueError(
             f"{name}: shape={shape} has no elements but its non-zero dimensions multiply to "
-            f"{extent}; expected at most {MAX_ELEMENTS} (XLA aborts on larger extents)"
+            f"{extent}; expected at most {MAX_ELEMENTS} elements and {MAX_BYTES} bytes "
+            "(XLA aborts on larger extents)"
         )
     if count > MAX_ELEMENTS or size > MAX_BYTES:
         raise ValueError(

@@ -714,11 +714,15 @@ def _open_torch(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
     import torch
 
     name = str(path)
-    if zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except zipfile.BadZipFile as e:  # is_zipfile itself raises on some damaged end records
+        raise PretrainedError(
+            f"{name}: not a readable PyTorch zip (truncated or corrupted): {e}") from e
+    if is_zip:
         check_torch_zip(name, path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True,
-                         mmap=zipfile.is_zipfile(path))
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except Exception as e:  # UnpicklingError for anything beyond tensors and containers
         raise PretrainedError(
             f"{name}: torch.load(weights_only=True) refused or failed (only tensors and plain "
