@@ -146,7 +146,7 @@ def check_size(name: str, shape: Shape, dtype: np.dtype) -> None:
 
 
 def check_representable(
-    name: str, arg: str, value: complex, biggest: float, dtype: np.dtype
+    name: str, arg: str, value: Any, biggest: float, dtype: np.dtype
 ) -> None:
     """Refuses a configuration (`arg`=`value`) whose largest magnitude, `biggest` (the
     configuration times the sampler's largest draw), overflows `dtype` to inf or NaN."""
@@ -330,7 +330,8 @@ class InitializerBase:
         magnitude (the bounds, or for a normal law mean + std times the sampler's largest
         draw) beyond `dtype`'s largest finite value, and, for a dtype with no zero and no
         negative numbers (float8_e8m0fnu), any law not bounded to positive values. A law
-        with neither bounds nor a normal std (``"unknown"``) is not judged here."""
+        with neither finite bounds nor a normal std (``"unknown"``, or the support of a law
+        whose sampler never reaches its infinite end) is not judged here."""
         if not jax.dtypes.issubdtype(dtype, np.inexact):
             return
         signless = is_signless(dtype)
@@ -348,7 +349,7 @@ class InitializerBase:
             return
         from jaxinit._src.sampling import largest_draw  # sampling imports this module
 
-        if bounds is not None:
+        if bounds is not None and all(math.isfinite(abs(complex(b))) for b in bounds):
             biggest = max(abs(complex(b)) for b in bounds)
         elif "normal" in str(stats.get("distribution")) and stats.get("std") is not None:
             mean = abs(complex(stats.get("mean") or 0.0))

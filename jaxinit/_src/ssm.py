@@ -18,7 +18,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src import sampling
-from jaxinit._src.base import InitializerBase, Shape, check_scalar
+from jaxinit._src.base import InitializerBase, Shape, check_representable, check_scalar
 
 
 def _complex_stats(distribution: str, values: np.ndarray) -> dict[str, Any]:
@@ -194,6 +194,14 @@ class MambaDtBias(InitializerBase):
         object.__setattr__(self, "dt_min", dt_min)
         object.__setattr__(self, "dt_max", dt_max)
         object.__setattr__(self, "dt_floor", floor)
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        # The bias of a large step is the step itself (log(-expm1(-dt)) -> 0): the
+        # largest bias is max(dt_max, dt_floor), computed in the sampling dtype.
+        arg = "dt_max" if self.dt_max >= self.dt_floor else "dt_floor"
+        biggest = max(self.dt_max, self.dt_floor)
+        for target in (sampling.real_dtype(dtype), dtype):
+            check_representable(self.name, arg, getattr(self, arg), biggest, target)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         u = sampling.uniform(key, shape, dtype)
