@@ -444,6 +444,7 @@ class TorchSparse(InitializerBase):
     name = "sparse"
     checks_range = True
     min_rank = 2
+    max_rank = 2  # as torch.nn.init.sparse_, also for an empty shape
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "std", check_scalar(self.name, "std", self.std,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -318,3 +319,55 @@ def test_dropin_sweep_accepts_what_jax_accepts_with_its_values(name):
         rtol = max(float(jnp.finfo(dtype).eps), 2.0**-20)
         atol = rtol * float(np.abs(expected).max(initial=0.0))
         np.testing.assert_allclose(np.asarray(g, np.float32), expected, rtol=rtol, atol=atol)
+
+
+# --- jaxinit.torch against torch.nn.init: the same shapes accepted and refused -------
+TORCH_PAIRS = {
+    "kaiming_uniform": (lambda: jt.kaiming_uniform(), "kaiming_uniform_", ()),
+    "kaiming_normal": (lambda: jt.kaiming_normal(), "kaiming_normal_", ()),
+    "xavier_uniform": (lambda: jt.xavier_uniform(), "xavier_uniform_", ()),
+    "xavier_normal": (lambda: jt.xavier_normal(), "xavier_normal_", ()),
+    "trunc_normal": (lambda: jt.trunc_normal(), "trunc_normal_", ()),
+    "orthogonal": (lambda: jt.orthogonal(), "orthogonal_", ()),
+    "sparse": (lambda: jt.sparse(0.5), "sparse_", (0.5,)),
+    "eye": (lambda: jt.eye(), "eye_", ()),
+    "dirac": (lambda: jt.dirac(), "dirac_", ()),
+}
+TORCH_SHAPES = [(), (3,), (3, 4), (2, 3, 4), (2, 3, 4, 5), (2, 3, 4, 5, 2), (0, 4), (4, 0),
+                (0, 3, 4), (3, 4, 0), (2, 0, 3, 4)]
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_PAIRS))
+def test_torch_facade_accepts_and_refuses_what_torch_does(name):
+    """Per shape (Flax layout; PyTorch's is reversed): torch accepts -> jaxinit.torch
+    accepts and warns on a zero-element weight exactly when torch does; torch refuses with
+    a ValueError -> a ValueError naming the initializer. Where torch fails by accident on
+    an empty tensor (ZeroDivisionError, IndexError), the empty array is returned."""
+    import torch
+
+    make, fn, args = TORCH_PAIRS[name]
+    for shape in TORCH_SHAPES:
+        with warnings.catch_warnings(record=True) as theirs_warned:
+            warnings.simplefilter("always")
+            try:
+                getattr(torch.nn.init, fn)(torch.empty(shape[::-1]), *args)
+                theirs = "accepts"
+            except ValueError:
+                theirs = "refuses"
+            except (ZeroDivisionError, IndexError):
+                theirs = "crashes"
+        with warnings.catch_warnings(record=True) as ours_warned:
+            warnings.simplefilter("always")
+            try:
+                out = make()(jax.random.key(0), shape)
+                ours = "accepts"
+            except ValueError as e:
+                assert str(e).startswith(f"{make().name}: "), e
+                ours = "refuses"
+        if theirs == "crashes":
+            assert ours == "accepts" and out.size == 0, (name, shape)
+            continue
+        assert ours == theirs, (name, shape, ours, theirs)
+        if ours == "accepts":
+            assert out.shape == shape
+            assert bool(ours_warned) == bool(theirs_warned), (name, shape, theirs_warned)
