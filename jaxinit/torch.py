@@ -348,8 +348,8 @@ class TruncNormal(InitializerBase):
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         # Draws reach mean +- R std (R the sampler's largest standard draw), clipped to
-        # [a, b]; mean, a and b are cast to the sampling dtype first.
-        for arg in ("mean", "a", "b"):
+        # [a, b]; mean, std, a and b are cast to the sampling dtype first.
+        for arg in ("mean", "std", "a", "b"):
             value = getattr(self, arg)
             check_representable(self.name, arg, value, abs(value), sampling.real_dtype(dtype))
         reach = sampling.largest_draw("normal", dtype) * self.std

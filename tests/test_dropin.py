@@ -181,6 +181,9 @@ OVERFLOWING = [
     (lambda: jt.trunc_normal(0.0, 1.0, -1e39, 1e39), (4, 4), jnp.float32,
      "trunc_normal: a=-1e+39"),
     (lambda: jt.xavier_uniform(1e20), (4, 4), jnp.float32, "variance_scaling: scale=1e+40"),
+    # Found by the initializer fuzzer: std just beyond float32 overflowed in its cast.
+    (lambda: jt.trunc_normal(0.0, 3.4028235677973366e38), (4, 4), jnp.float32,
+     "trunc_normal: std=3.4028235677973366e+38"),
     # Found by the initializer fuzzer: the statistics overflowed (RuntimeWarning) first.
     (lambda: jaxinit.mamba_dt_bias(dt_max=1e154), (7,), jnp.float32, "mamba_dt_bias: dt_max="),
     (lambda: jaxinit.mamba_dt_bias(dt_max=1e5), (7,), jnp.float16,
