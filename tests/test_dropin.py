@@ -374,3 +374,47 @@ def test_torch_facade_accepts_and_refuses_what_torch_does(name):
         if ours == "accepts":
             assert out.shape == shape
             assert bool(ours_warned) == bool(theirs_warned), (name, shape, theirs_warned)
+
+
+@pytest.mark.sharded
+@pytest.mark.parametrize("axis_type", ["explicit", "auto"])
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_dropin_sweep_sharded_like_jax(name, axis_type):
+    """Every shared name on 8 devices: an explicit mesh set with jax.set_mesh and a
+    PartitionSpec, or an auto mesh passed as a NamedSharding. The sharding and the float32
+    values are jax's (jax's orthogonal schemes take no out_sharding: their result is
+    placed, as on Auto axes, which jax refuses); values within 2 ulp (sharding constraints
+    change multiply-add contraction)."""
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    assert jax.device_count() >= 8, "run with --xla_force_host_platform_device_count=8"
+    kind = AxisType.Explicit if axis_type == "explicit" else AxisType.Auto
+    mesh = jax.make_mesh((8,), ("x",), axis_types=(kind,))
+    shape = (3, 8, 16) if name == "delta_orthogonal" else (16, 8)
+    spec = P(*([None] * (len(shape) - 2)), "x")  # shorter than the rank: padded with None
+    ours, theirs = FACTORIES[name](jaxinit), FACTORIES[name](jax.nn.initializers)
+    key = jax.random.key(5)
+
+    def draw(init, sharding):
+        # jax refuses out_sharding on Auto axes and in its orthogonal schemes: its
+        # unsharded draw is placed instead (jaxinit accepts both).
+        if init is theirs and (axis_type == "auto" or "orthogonal" in name):
+            return jax.device_put(init(key, shape, jnp.float32), sharding)
+        return init(key, shape, jnp.float32, out_sharding=sharding)
+
+    if axis_type == "explicit":
+        with jax.set_mesh(mesh):
+            got, want = draw(ours, spec), draw(theirs, spec)
+    else:
+        sharding = NamedSharding(mesh, spec)
+        got, want = draw(ours, sharding), draw(theirs, sharding)
+    if axis_type == "explicit" and "orthogonal" not in name:  # jax's own sharded draw
+        assert got.sharding == want.sharding, (got.sharding, want.sharding)
+    else:  # device_put keeps the short spec; the sampler's is padded to the rank
+        assert got.sharding.is_equivalent_to(want.sharding, len(shape))
+        assert got.sharding.spec == P(*spec, *([None] * (len(shape) - len(spec))))
+    assert (got.shape, got.dtype) == (want.shape, want.dtype) == (shape, jnp.float32)
+    assert len(got.addressable_shards) == 8
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2.0**-22,
+                               atol=2.0**-22 * float(np.abs(np.asarray(want)).max()))
