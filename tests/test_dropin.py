@@ -181,6 +181,11 @@ OVERFLOWING = [
     (lambda: jt.trunc_normal(0.0, 1.0, -1e39, 1e39), (4, 4), jnp.float32,
      "trunc_normal: a=-1e+39"),
     (lambda: jt.xavier_uniform(1e20), (4, 4), jnp.float32, "variance_scaling: scale=1e+40"),
+    # Found by the initializer fuzzer: rg_lru_a's log(a) = log(u) / c overflowed for a tiny
+    # c, underflowed to 0 (Lambda = inf) for a huge one, or c itself overflowed its cast.
+    (lambda: jaxinit.rg_lru_a(c=1e-320), (4,), jnp.float32, "rg_lru_a: c=1e-320"),
+    (lambda: jaxinit.rg_lru_a(c=3.4028235677973366e38), (4,), jnp.float32,
+     "rg_lru_a: c=3.4028235677973366e+38"),
     # Found by the initializer fuzzer: std just beyond float32 overflowed in its cast.
     (lambda: jt.trunc_normal(0.0, 3.4028235677973366e38), (4, 4), jnp.float32,
      "trunc_normal: std=3.4028235677973366e+38"),
@@ -418,3 +423,12 @@ def test_dropin_sweep_sharded_like_jax(name, axis_type):
     assert len(got.addressable_shards) == 8
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2.0**-22,
                                atol=2.0**-22 * float(np.abs(np.asarray(want)).max()))
+
+
+def test_rg_lru_a_refuses_a_c_that_underflows_log_a():
+    # log(0.999) / 5.27e35 = -1.9e-39 is below float32's smallest normal (1.18e-38):
+    # log(a) flushes towards 0 and Lambda = logit(a) becomes inf (found by the fuzzer).
+    with pytest.raises(ValueError, match=r"rg_lru_a: c=5.27\d*e\+35 makes log\(a\).*underflow"):
+        jaxinit.rg_lru_a(c=5.274481618003718e35)(jax.random.key(0), (4,))
+    w = jaxinit.rg_lru_a(c=1e30)(jax.random.key(0), (64,))  # log(a) ~ -1e-33: fine
+    assert bool(jnp.isfinite(w).all())

@@ -426,6 +426,26 @@ class RGLRUA(InitializerBase):
         object.__setattr__(self, "max_rad", high)
         object.__setattr__(self, "c", c)
 
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        # Lambda is monotone in u: its ends are Lambda(min_rad) and Lambda(max_rad). log(a)
+        # = log(u) / c is formed in the sampling dtype and must not underflow to 0 (then
+        # Lambda = +inf) nor overflow (a tiny c).
+        real = sampling.real_dtype(dtype)
+        check_representable(self.name, "c", self.c, self.c, real)
+        smallest = -math.log(self.max_rad) / self.c
+        tiny = float(np.finfo(real).tiny)
+        if smallest < tiny:
+            raise ValueError(
+                f"{self.name}: c={self.c!r} makes log(a) = log(max_rad) / c = {-smallest:.3g} "
+                f"underflow in {real}; expected c <= {-math.log(self.max_rad) / tiny:.3g}"
+            )
+        ends = []
+        for r in (self.min_rad, self.max_rad):
+            log_a = math.log(r) / self.c
+            ends.append(abs(log_a - math.log(-math.expm1(log_a))))
+        for target in (real, dtype):
+            check_representable(self.name, "c", self.c, max(ends), target)
+
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         u = sampling.uniform(key, shape, dtype, self.min_rad, self.max_rad)
         log_a = jnp.log(u) / self.c
