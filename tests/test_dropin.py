@@ -186,6 +186,9 @@ OVERFLOWING = [
     (lambda: jaxinit.rg_lru_a(c=1e-320), (4,), jnp.float32, "rg_lru_a: c=1e-320"),
     (lambda: jaxinit.rg_lru_a(c=3.4028235677973366e38), (4,), jnp.float32,
      "rg_lru_a: c=3.4028235677973366e+38"),
+    # Found by the initializer fuzzer: a bound just beyond float32 overflowed in its cast.
+    (lambda: jaxinit.truncated_normal(1.0, None, -2.0, 3.4028235677973366e38), (4, 4),
+     jnp.float32, "truncated_normal: upper=3.4028235677973366e+38"),
     # Found by the initializer fuzzer: std just beyond float32 overflowed in its cast.
     (lambda: jt.trunc_normal(0.0, 3.4028235677973366e38), (4, 4), jnp.float32,
      "trunc_normal: std=3.4028235677973366e+38"),

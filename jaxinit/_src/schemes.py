@@ -329,6 +329,9 @@ class TruncatedNormal(InitializerBase):
         object.__setattr__(self, "upper", upper)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
+        for arg in ("lower", "upper"):  # cast to the sampling dtype by jax.random
+            value = getattr(self, arg)
+            check_representable(self.name, arg, value, abs(value), sampling.real_dtype(dtype))
         reach = min(max(abs(self.lower), abs(self.upper)), sampling.largest_draw("normal", dtype))
         check_representable(self.name, "stddev", self.stddev, self.stddev * reach, dtype)
 
