@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-cli
 
-.PHONY: demo test lint typecheck unit sharded browser docs notebooks bench bench-all strip-notebooks clean
+.PHONY: demo test lint typecheck unit sharded browser docs fuzz notebooks bench bench-all \
+	strip-notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +73,14 @@ docs: $(STAMP) browser
 	$(SPHINX) -b html docs $(DOCS_BUILD)/html
 	$(SPHINX) -b doctest docs $(DOCS_BUILD)/doctest
 	$(BIN)/python -m pytest -q -p no:xdist -m docs tests/test_docs_site.py --durations=5
+
+# The fuzzers with a long randomized budget (not part of `make test`, whose run is small
+# and deterministic): FUZZ hostile initializer calls and FUZZ / 20 damaged files per
+# 20 of `make test`'s. Outcome counts land in fuzz-out/*.json.
+FUZZ ?= 5000
+fuzz: $(STAMP)
+	JAXINIT_FUZZ=$(FUZZ) JAXINIT_FUZZ_REPORT=fuzz-out XLA_FLAGS="$(TEST_XLA_FLAGS)" \
+		$(BIN)/python -m pytest -q -p no:xdist tests/test_fuzz_init.py tests/test_fuzz_files.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_schemes.py

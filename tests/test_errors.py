@@ -315,3 +315,52 @@ def test_valid_typed_arguments_still_accepted():
     ours = jaxinit.normal(0.5)(legacy, (4, 3), np.dtype("<f4"))
     reference = jax.nn.initializers.normal(0.5)(legacy, (4, 3), jnp.float32)
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(reference))
+
+
+def test_damaged_torch_zip_names_the_file(tmp_path):
+    """A .pt zip whose central directory is damaged (found by the file fuzzer: a flipped
+    name byte raised UnicodeDecodeError, a bad offset OSError) is a PretrainedError."""
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.save({"w": torch.ones(2, 3)}, path)
+    data = bytearray(path.read_bytes())
+    directory = data.rindex(b"PK\x01\x02")  # the last central-directory entry
+    data[directory + 46] = 0x84  # its file name's first byte: invalid UTF-8 under flag 11
+    data[directory + 8] |= 0x08  # general purpose flag bit 11: names are UTF-8
+    data[directory + 9] |= 0x08
+    path.write_bytes(bytes(data))
+    with pytest.raises(jaxinit.PretrainedError, match=rf"{path}: not a readable PyTorch zip"):
+        jaxinit.open_weights(path, trusted=True)
+
+
+def test_msgpack_with_mixed_key_types_names_the_file(tmp_path):
+    """Found by the file fuzzer: a flipped byte turned a str key into an int, and sorting
+    the map's keys raised a bare ValueError from jax.tree_util."""
+    import msgpack
+    from flax.serialization import msgpack_serialize
+
+    good = msgpack_serialize({"a": np.ones(2, np.float32), "b": np.zeros(2, np.float32)})
+    tree = msgpack.unpackb(good, strict_map_key=False)
+    tree[1] = tree.pop("b")
+    path = tmp_path / "m.msgpack"
+    path.write_bytes(msgpack.packb(tree))
+    with pytest.raises(jaxinit.PretrainedError, match=rf"{path}: the msgpack tree has keys"):
+        jaxinit.open_weights(path)
+
+
+def test_torch_zip_spanning_disks_names_the_file(tmp_path):
+    """Found by the file fuzzer: zipfile.is_zipfile itself raises BadZipFile when the
+    zip64 end-of-directory locator claims several disks."""
+    import struct
+
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.save({"w": torch.ones(2, 3)}, path)
+    data = bytearray(path.read_bytes())
+    locator = data.rindex(b"PK\x06\x07")  # zip64 end-of-central-directory locator
+    data[locator + 16 : locator + 20] = struct.pack("<I", 2)  # total number of disks
+    path.write_bytes(bytes(data))
+    with pytest.raises(jaxinit.PretrainedError, match=rf"{path}: not a readable PyTorch zip"):
+        jaxinit.open_weights(path, trusted=True)

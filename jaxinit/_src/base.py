@@ -59,7 +59,31 @@ def check_dtype(name: str, dtype: np.dtype, *, kinds: str = "fc") -> np.dtype:
         wanted = {"f": "floating", "c": "complex", "i": "integer", "u": "unsigned", "b": "bool"}
         expected = " or ".join(wanted[k] for k in kinds)
         raise TypeError(f"{name}: dtype={dtype} is not supported; expected a {expected} dtype")
-    return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+    resolved = np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+    if not _backend_has(resolved):
+        raise TypeError(
+            f"{name}: dtype={resolved} has no arrays on JAX's {jax.default_backend()} backend; "
+            "expected a dtype it can store (e.g. float32, bfloat16, float8_e4m3fn)"
+        )
+    return resolved
+
+
+@functools.cache
+def _backend_has(dtype: np.dtype) -> bool:
+    """Whether the default backend builds arrays of `dtype` (XLA's CPU backend has no
+    float6 types, and aborts the process on a compiled constant of one)."""
+    try:
+        with jax.ensure_compile_time_eval():  # also when first asked under a trace
+            jax.numpy.zeros((1,), dtype).block_until_ready()
+    except jax.errors.JaxRuntimeError:  # INVALID_ARGUMENT: Invalid XLA PrimitiveType
+        return False
+    return True
+
+
+def is_signless(dtype: np.dtype) -> bool:
+    """Whether `dtype` has neither zero nor negative numbers (float8_e8m0fnu, a pure
+    exponent: 0 and -1 both cast to NaN)."""
+    return jax.dtypes.issubdtype(dtype, np.floating) and float(jax.dtypes.finfo(dtype).min) > 0
 
 
 def unknown_stats(distribution: str = "unknown", mean: float | None = None) -> dict[str, Any]:
@@ -105,6 +129,15 @@ def check_size(name: str, shape: Shape, dtype: np.dtype) -> None:
     """Refuses a shape whose element count or byte size cannot exist (see MAX_BYTES)."""
     count = math.prod(shape)
     size = count * np.dtype(dtype).itemsize
+    extent = math.prod(d for d in shape if d)
+    # XLA multiplies the extents (in bytes) even of an empty array, and aborts the process
+    # on an overflow: the non-zero dimensions obey the same limits as a full array.
+    if count == 0 and (extent > MAX_ELEMENTS or extent * np.dtype(dtype).itemsize > MAX_BYTES):
+        raise ValueError(
+            f"{name}: shape={shape} has no elements but its non-zero dimensions multiply to "
+            f"{extent}; expected at most {MAX_ELEMENTS} elements and {MAX_BYTES} bytes "
+            "(XLA aborts on larger extents)"
+        )
     if count > MAX_ELEMENTS or size > MAX_BYTES:
         raise ValueError(
             f"{name}: shape={shape} has {count} elements ({size} bytes in {np.dtype(dtype)}); "
@@ -113,7 +146,7 @@ def check_size(name: str, shape: Shape, dtype: np.dtype) -> None:
 
 
 def check_representable(
-    name: str, arg: str, value: complex, biggest: float, dtype: np.dtype
+    name: str, arg: str, value: Any, biggest: float, dtype: np.dtype
 ) -> None:
     """Refuses a configuration (`arg`=`value`) whose largest magnitude, `biggest` (the
     configuration times the sampler's largest draw), overflows `dtype` to inf or NaN."""
@@ -267,6 +300,11 @@ class InitializerBase:
     max_rank: ClassVar[int | None] = None
     #: NumPy dtype kinds the scheme produces ('f' float, 'c' complex, 'i', 'u', 'b').
     kinds: ClassVar[str] = "f"
+    #: The argument that sets the weights' magnitude, named by :meth:`check_range`.
+    magnitude_arg: ClassVar[str] = ""
+    #: Whether :meth:`check` itself refuses every configuration that overflows the dtype
+    #: (then :meth:`check_range` only checks the sign and zero of signless dtypes).
+    checks_range: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if hasattr(self, "dtype"):
@@ -297,7 +335,43 @@ class InitializerBase:
         check_size(self.name, shape, resolved)
         if not is_empty(shape):  # an empty array has no values a configuration could miss
             self.check(shape, resolved)
+            self.check_range(shape, resolved)
         return resolved
+
+    def check_range(self, shape: Shape, dtype: np.dtype) -> None:
+        """Refuses weights `dtype` cannot hold, judged from :meth:`stats`: the largest
+        magnitude (the bounds, or for a normal law mean + std times the sampler's largest
+        draw) beyond `dtype`'s largest finite value, and, for a dtype with no zero and no
+        negative numbers (float8_e8m0fnu), any law not bounded to positive values. A law
+        with neither finite bounds nor a normal std (``"unknown"``, or the support of a law
+        whose sampler never reaches its infinite end) is not judged here."""
+        if not jax.dtypes.issubdtype(dtype, np.inexact):
+            return
+        signless = is_signless(dtype)
+        if self.checks_range and not signless:
+            return
+        stats = self.stats(shape, dtype)
+        bounds = stats.get("bounds")
+        if signless and not (bounds is not None and min(bounds) > 0):
+            raise TypeError(
+                f"{self.name}: dtype={dtype} has no zero and no negative numbers; "
+                f"{self.name} draws values in {bounds or 'an unbounded range'}, so expected a "
+                "signed float dtype (e.g. float8_e4m3fn)"
+            )
+        if self.checks_range:
+            return
+        from jaxinit._src.sampling import largest_draw  # sampling imports this module
+
+        if bounds is not None and all(math.isfinite(abs(complex(b))) for b in bounds):
+            biggest = max(abs(complex(b)) for b in bounds)
+        elif "normal" in str(stats.get("distribution")) and stats.get("std") is not None:
+            mean = abs(complex(stats.get("mean") or 0.0))
+            biggest = mean + stats["std"] * largest_draw("normal", dtype)
+        else:
+            return
+        arg = self.magnitude_arg
+        value = getattr(self, arg) if arg else self
+        check_representable(self.name, arg or "configuration", value, biggest, dtype)
 
     def sample(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         """:meth:`generate`, or the empty array for a shape with a zero dimension."""
@@ -365,6 +439,9 @@ class ShapeDependent(InitializerBase):
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         self.scheme(shape).check(shape, dtype)
+
+    def check_range(self, shape: Shape, dtype: np.dtype) -> None:
+        self.scheme(shape).check_range(shape, dtype)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         return self.scheme(shape).generate(key, shape, dtype)

@@ -46,6 +46,7 @@ def _inner(init: InitLike, name: str, key: jax.Array, shape: Shape, dtype: np.dt
                 f"{name}: {init.name} needs rank >= {init.min_rank}, got part shape {shape}"
             )
         init.check(shape, dtype)
+        init.check_range(shape, dtype)
         return init.generate(key, shape, dtype)
     return jnp.asarray(init(key, shape, dtype))
 
@@ -57,6 +58,7 @@ def _check_part(init: InitLike, name: str, shape: Shape, dtype: np.dtype) -> Non
                 f"{name}: {init.name} needs rank >= {init.min_rank}, got part shape {shape}"
             )
         init.check(shape, dtype)
+        init.check_range(shape, dtype)
 
 
 def _stats(init: InitLike, name: str, shape: Shape, dtype: np.dtype) -> dict[str, Any]:
@@ -76,6 +78,7 @@ class Scaled(InitializerBase):
     init: InitLike
     factor: float = 1.0
     name = "scaled"
+    magnitude_arg = "factor"
     kinds = "fc"
 
     def __post_init__(self) -> None:

@@ -42,6 +42,7 @@ class Orthogonal(InitializerBase):
     dtype: DTypeLike | None = None
     method: Method = "qr"
     name = "orthogonal"
+    magnitude_arg = "scale"
     min_rank = 2
     kinds = "fc"
 
@@ -264,6 +265,7 @@ class Identity(InitializerBase):
     gain: float = 1.0
     dtype: DTypeLike | None = None
     name = "identity"
+    magnitude_arg = "gain"
     min_rank = 2
     kinds = "fc"
 

@@ -120,13 +120,23 @@ def truncnorm_moments(lower: float, upper: float) -> tuple[float, float]:
     """Mean and std of N(0, 1) truncated to ``(lower, upper)``.
 
     With Z = Phi(upper) - Phi(lower): mean = (phi(lower) - phi(upper)) / Z and
-    var = 1 + (lower phi(lower) - upper phi(upper)) / Z - mean^2.
+    var = 1 + (lower phi(lower) - upper phi(upper)) / Z - mean^2. An interval right of 0
+    is mirrored to the left tail, where the CDF keeps its relative precision. Where Z
+    underflows, the law is a sliver: uniform on an interval narrower than 1e-6, else the
+    far-tail (exponential) limit, mean = upper - 1/|upper| and std = 1/|upper|.
     """
+    if lower > 0:
+        mean, std = truncnorm_moments(-upper, -lower)
+        return -mean, std
     z = _cdf(upper) - _cdf(lower)
+    if not z > 1e-300:
+        if upper - lower < 1e-6:
+            return (lower + upper) / 2, (upper - lower) / math.sqrt(12)
+        return upper + 1 / upper, -1 / upper
     mean = (_pdf(lower) - _pdf(upper)) / z
     lo = lower * _pdf(lower) if math.isfinite(lower) else 0.0
     hi = upper * _pdf(upper) if math.isfinite(upper) else 0.0
-    return mean, math.sqrt(1 + (lo - hi) / z - mean**2)
+    return mean, math.sqrt(max(1 + (lo - hi) / z - mean**2, 0.0))
 
 
 def complex_truncnorm_std(upper: float) -> float:

@@ -40,6 +40,7 @@ class Constant(InitializerBase):
     dtype: DTypeLike | None = None
     name = "constant"
     kinds = "fciub"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -145,6 +146,7 @@ class Uniform(InitializerBase):
     scale: float = 1e-2
     dtype: DTypeLike | None = None
     name = "uniform"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -198,6 +200,7 @@ class UniformRange(InitializerBase):
     high: float = 1.0
     dtype: DTypeLike | None = None
     name = "uniform_range"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -259,6 +262,7 @@ class Normal(InitializerBase):
     dtype: DTypeLike | None = None
     name = "normal"
     kinds = "fc"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -310,6 +314,7 @@ class TruncatedNormal(InitializerBase):
     lower: float = -2.0
     upper: float = 2.0
     name = "truncated_normal"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -324,6 +329,9 @@ class TruncatedNormal(InitializerBase):
         object.__setattr__(self, "upper", upper)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
+        for arg in ("lower", "upper"):  # cast to the sampling dtype by jax.random
+            value = getattr(self, arg)
+            check_representable(self.name, arg, value, abs(value), sampling.real_dtype(dtype))
         reach = min(max(abs(self.lower), abs(self.upper)), sampling.largest_draw("normal", dtype))
         check_representable(self.name, "stddev", self.stddev, self.stddev * reach, dtype)
 
@@ -388,6 +396,7 @@ class VarianceScaling(InitializerBase):
     dtype: DTypeLike | None = None
     name = "variance_scaling"
     kinds = "fc"
+    checks_range = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -400,7 +409,10 @@ class VarianceScaling(InitializerBase):
             object.__setattr__(self, arg, normalize_axes(self.name, arg, getattr(self, arg)))
 
     def fans(self, shape: Shape) -> tuple[int, int]:
-        return compute_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
+        try:
+            return compute_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
+        except ValueError as e:  # name the initializer the user called, then the cause
+            raise ValueError(f"{self.name}: {e}") from None
 
     def variance(self, shape: Shape) -> float:
         fan_in, fan_out = self.fans(shape)
@@ -721,6 +733,7 @@ class Sparse(InitializerBase):
     stddev: float = 1e-2
     dtype: DTypeLike | None = None
     name = "sparse"
+    checks_range = True
     min_rank = 2
 
     def __post_init__(self) -> None:
@@ -732,6 +745,10 @@ class Sparse(InitializerBase):
         object.__setattr__(
             self, "stddev", check_scalar(self.name, "stddev", self.stddev, nonnegative=True)
         )
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        biggest = self.stddev * sampling.largest_draw("normal", dtype)
+        check_representable(self.name, "stddev", self.stddev, biggest, dtype)
 
     def zeros_per_column(self, shape: Shape) -> int:
         return math.ceil(self.sparsity * math.prod(shape[:-1]))

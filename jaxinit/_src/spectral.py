@@ -59,6 +59,7 @@ class Spectral(InitializerBase):
     out_axis: Axes = -1
     dtype: DTypeLike | None = None
     name = "spectral"
+    magnitude_arg = "scale"
     min_rank = 2
     kinds = "fc"
 

@@ -19,7 +19,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from jaxinit._src import sampling
-from jaxinit._src.base import InitializerBase, Shape, check_scalar
+from jaxinit._src.base import InitializerBase, Shape, check_representable, check_scalar
 
 
 def _complex_stats(distribution: str, values: np.ndarray) -> dict[str, Any]:
@@ -195,6 +195,14 @@ class MambaDtBias(InitializerBase):
         object.__setattr__(self, "dt_min", dt_min)
         object.__setattr__(self, "dt_max", dt_max)
         object.__setattr__(self, "dt_floor", floor)
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        # The bias of a large step is the step itself (log(-expm1(-dt)) -> 0): the
+        # largest bias is max(dt_max, dt_floor), computed in the sampling dtype.
+        arg = "dt_max" if self.dt_max >= self.dt_floor else "dt_floor"
+        biggest = max(self.dt_max, self.dt_floor)
+        for target in (sampling.real_dtype(dtype), dtype):
+            check_representable(self.name, arg, getattr(self, arg), biggest, target)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         u = sampling.uniform(key, shape, dtype)
@@ -488,6 +496,26 @@ class RGLRUA(InitializerBase):
         object.__setattr__(self, "min_rad", low)
         object.__setattr__(self, "max_rad", high)
         object.__setattr__(self, "c", c)
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        # Lambda is monotone in u: its ends are Lambda(min_rad) and Lambda(max_rad). log(a)
+        # = log(u) / c is formed in the sampling dtype and must not underflow to 0 (then
+        # Lambda = +inf) nor overflow (a tiny c).
+        real = sampling.real_dtype(dtype)
+        check_representable(self.name, "c", self.c, self.c, real)
+        smallest = -math.log(self.max_rad) / self.c
+        tiny = float(np.finfo(real).tiny)
+        if smallest < tiny:
+            raise ValueError(
+                f"{self.name}: c={self.c!r} makes log(a) = log(max_rad) / c = {-smallest:.3g} "
+                f"underflow in {real}; expected c <= {-math.log(self.max_rad) / tiny:.3g}"
+            )
+        ends = []
+        for r in (self.min_rad, self.max_rad):
+            log_a = math.log(r) / self.c
+            ends.append(abs(log_a - math.log(-math.expm1(log_a))))
+        for target in (real, dtype):
+            check_representable(self.name, "c", self.c, max(ends), target)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         u = sampling.uniform(key, shape, dtype, self.min_rad, self.max_rad)

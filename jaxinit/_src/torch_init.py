@@ -22,6 +22,7 @@ from jaxinit._src.base import (
     Shape,
     check_choice,
     check_int,
+    check_representable,
     check_scalar,
     unknown_stats,
 )
@@ -112,7 +113,18 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
         raise ValueError(f"calculate_gain: param={param!r} must be a number (the negative slope)")
     else:
         slope = check_scalar("calculate_gain", "param", param)
-    return math.sqrt(2.0 / (1 + slope**2))
+    return math.sqrt(2.0 / (1 + slope * slope))  # a huge slope: gain -> 0, no OverflowError
+
+
+def _gain_squared(name: str, gain: float) -> float:
+    """gain^2, the variance scale of a gain, or a ValueError naming `gain` when it is
+    not finite in float64."""
+    gain = check_scalar(name, "gain", gain)
+    if not math.isfinite(gain * gain):
+        raise ValueError(
+            f"{name}: gain={gain!r} squared overflows float64; expected |gain| < 1e154"
+        )
+    return gain * gain
 
 
 def _mode(name: str, mode: str) -> str:
@@ -268,8 +280,7 @@ def xavier_uniform(gain: float = 1.0) -> VarianceScaling:
     References:
       Glorot & Bengio (2010), https://proceedings.mlr.press/v9/glorot10a.html.
     """
-    gain = check_scalar("xavier_uniform", "gain", gain)
-    return VarianceScaling(gain**2, "fan_avg", "uniform")
+    return VarianceScaling(_gain_squared("xavier_uniform", gain), "fan_avg", "uniform")
 
 
 def xavier_normal(gain: float = 1.0) -> VarianceScaling:
@@ -291,8 +302,7 @@ def xavier_normal(gain: float = 1.0) -> VarianceScaling:
     References:
       Glorot & Bengio (2010), https://proceedings.mlr.press/v9/glorot10a.html.
     """
-    gain = check_scalar("xavier_normal", "gain", gain)
-    return VarianceScaling(gain**2, "fan_avg", "normal")
+    return VarianceScaling(_gain_squared("xavier_normal", gain), "fan_avg", "normal")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,6 +314,7 @@ class TruncNormal(InitializerBase):
     a: float = -2.0
     b: float = 2.0
     name = "trunc_normal"
+    checks_range = True
 
     def __post_init__(self) -> None:
         for arg in ("mean", "std", "a", "b"):
@@ -315,8 +326,28 @@ class TruncNormal(InitializerBase):
     @property
     def standard(self) -> TruncatedNormal:
         """The centred core scheme: std * z, z ~ N(0, 1) truncated to standardized bounds."""
-        return TruncatedNormal(self.std, None, (self.a - self.mean) / self.std,
-                               (self.b - self.mean) / self.std)
+        # Standardized bounds beyond +-40 cut off less than Phi(-40) < 1e-300 of the law:
+        # clipped there, so that they stay finite in the sampling dtype.
+        lower = min(max((self.a - self.mean) / self.std, -40.0), 40.0)
+        upper = min(max((self.b - self.mean) / self.std, -40.0), 40.0)
+        return TruncatedNormal(self.std, None, lower, upper)
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        # Draws reach mean +- R std (R the sampler's largest standard draw), clipped to
+        # [a, b]; mean, std, a and b are cast to the sampling dtype first.
+        for arg in ("mean", "std", "a", "b"):
+            value = getattr(self, arg)
+            check_representable(self.name, arg, value, abs(value), sampling.real_dtype(dtype))
+        reach = sampling.largest_draw("normal", dtype) * self.std
+        if self.a >= self.mean + reach or self.b <= self.mean - reach:
+            raise ValueError(
+                f"{self.name}: [a, b] = [{self.a!r}, {self.b!r}] lies beyond mean={self.mean!r} "
+                f"+- {reach:.4g} (std={self.std!r} times the largest normal draw); expected "
+                "an interval that overlaps it"
+            )
+        low, high = max(self.a, self.mean - reach), min(self.b, self.mean + reach)
+        arg = "b" if abs(high) >= abs(low) else "a"
+        check_representable(self.name, arg, getattr(self, arg), max(abs(low), abs(high)), dtype)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         wide = self.standard.generate(key, shape, sampling.real_dtype(dtype))
@@ -397,7 +428,9 @@ class TorchSparse(InitializerBase):
     sparsity: float = 0.1
     std: float = 0.01
     name = "sparse"
+    checks_range = True
     min_rank = 2
+    max_rank = 2  # as torch.nn.init.sparse_, also for an empty shape
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "std", check_scalar(self.name, "std", self.std,
@@ -411,6 +444,7 @@ class TorchSparse(InitializerBase):
     def check(self, shape: Shape, dtype: np.dtype) -> None:
         if len(shape) != 2:
             raise ValueError(f"{self.name}: shape={shape} must have rank 2 (in, out)")
+        self.core.check(shape[::-1], dtype)
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         # PyTorch zeroes a fraction of each column of its (out, in) weight: the core

@@ -659,7 +659,15 @@ def _open_msgpack(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
     if not isinstance(tree, dict):
         raise PretrainedError(f"{name}: a Flax msgpack checkpoint must hold a mapping, "
                               f"got {type(tree).__name__}")
-    arrays = _flatten_tree(name, tree)
+    try:
+        arrays = _flatten_tree(name, tree)
+    except PretrainedError:
+        raise
+    except (TypeError, ValueError) as e:  # e.g. int and str keys in one map: no order
+        raise PretrainedError(
+            f"{name}: the msgpack tree has keys that cannot be ordered (mixed types in one "
+            f"map): {type(e).__name__}: {e}"
+        ) from e
     return _from_arrays(name, "msgpack", file_identity(path, "msgpack"), arrays, allow_nonfinite)
 
 
@@ -749,13 +757,21 @@ def check_torch_zip(name: str, path: pathlib.Path) -> None:
     """Every storage a ``.pt`` zip declares must fit in its ``data/<key>`` record."""
     import torch
 
-    with zipfile.ZipFile(path) as zf:
-        records = {i.filename: i.file_size for i in zf.infolist()}
-        pkl = [f for f in records if f.endswith("data.pkl") and f.count("/") == 1]
-        if len(pkl) != 1:
-            raise PretrainedError(f"{name}: a PyTorch zip needs one <archive>/data.pkl")
-        prefix = pkl[0][: -len("data.pkl")]
-        storages = torch_storage_sizes(name, zf.read(pkl[0]))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            records = {i.filename: i.file_size for i in zf.infolist()}
+            pkl = [f for f in records if f.endswith("data.pkl") and f.count("/") == 1]
+            if len(pkl) != 1:
+                raise PretrainedError(f"{name}: a PyTorch zip needs one <archive>/data.pkl")
+            prefix = pkl[0][: -len("data.pkl")]
+            storages = torch_storage_sizes(name, zf.read(pkl[0]))
+    except PretrainedError:
+        raise
+    except Exception as e:  # a damaged zip: BadZipFile, OSError, a bad name or CRC, zlib
+        raise PretrainedError(
+            f"{name}: not a readable PyTorch zip (truncated or corrupted): "
+            f"{type(e).__name__}: {e}"
+        ) from e
     for storage, (kind, numel, key) in storages.items():
         cls = getattr(torch, kind.split(" ")[-1], None)
         dtype = getattr(cls, "_dtype", None)  # `.dtype` warns that TypedStorage is deprecated
@@ -775,11 +791,15 @@ def _open_torch(path: pathlib.Path, allow_nonfinite: bool) -> Weights:
     import torch
 
     name = str(path)
-    if zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except zipfile.BadZipFile as e:  # is_zipfile itself raises on some damaged end records
+        raise PretrainedError(
+            f"{name}: not a readable PyTorch zip (truncated or corrupted): {e}") from e
+    if is_zip:
         check_torch_zip(name, path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True,
-                         mmap=zipfile.is_zipfile(path))
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except Exception as e:  # UnpicklingError for anything beyond tensors and containers
         raise PretrainedError(
             f"{name}: torch.load(weights_only=True) refused or failed (only tensors and plain "
