@@ -1,0 +1,202 @@
+"""Mutation testing of the core modules with mutmut, one module at a time.
+
+Each module is mutated in its own scratch copy of the repository (``mutants-work/<module>``)
+and checked only against the test files that cover it (``MODULES`` below), so a run is
+bounded and one module's results never mix with another's. mutmut changes one operator,
+constant or call at a time; a mutant is *killed* when a test fails on it and *survives*
+when every covering test still passes. Survivors are either missing tests or equivalent
+mutants (no observable change); docs/mutants.md lists the equivalent ones with reasons.
+
+Usage (``make mutants`` runs every module; not part of ``make test``)::
+
+    python tools/mutants.py fans gain        # some modules
+    python tools/mutants.py --list           # the module -> test files mapping
+    python tools/mutants.py --survivors fans # diffs of the surviving mutants of a finished run
+
+The summary line per module (total, killed, survived, timeout, other) is printed at the
+end and written to ``mutants-work/<module>/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "mutants-work"
+SRC = "jaxinit/_src"
+
+# module (path under jaxinit/_src, without .py) -> the test files that cover it.
+MODULES: dict[str, list[str]] = {
+    "fans": ["tests/test_schemes.py", "tests/test_combinators.py"],
+    "gain": ["tests/test_gain.py", "tests/test_mutant_kills_gain.py"],
+    "paths": ["tests/test_tree.py", "tests/test_mutant_kills_paths.py"],
+    "sampling": [
+        "tests/test_mutant_kills_sampling.py",
+        "tests/test_schemes.py",
+        "tests/test_golden_values.py",
+    ],
+    "tree": ["tests/test_tree.py"],
+    "combinators": ["tests/test_combinators.py"],
+    "orthogonal": ["tests/test_orthogonal.py"],
+    "schemes": ["tests/test_schemes.py", "tests/test_golden_values.py", "tests/test_parity.py"],
+    "pretrained/formats": ["tests/test_pretrained_formats.py"],
+    "pretrained/merge": ["tests/test_pretrained_load.py"],
+    "pretrained/layout": ["tests/test_pretrained_torch.py", "tests/test_pretrained_load.py"],
+    "mup": ["tests/test_mup.py"],
+    "lsuv": ["tests/test_lsuv.py"],
+    "compare_stats": ["tests/test_compare_stats.py"],
+    "pretrained/hf_rules": ["tests/test_hf_gpt2.py", "tests/test_hf_llama.py"],
+}
+
+# Statuses as mutmut 3 records them (exit code of the test run on the mutant).
+KILLED = {1, 3}
+SURVIVED = {0}
+TIMEOUT = {36, -24, 24, 152, 255}
+
+
+def _config(module: str, tests: list[str]) -> str:
+    def toml_list(items: list[str]) -> str:
+        return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+    return (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["jaxinit"]\n'
+        f'only_mutate = ["{SRC}/{module}.py"]\n'
+        f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:xdist", "-x", "-q", "-m", "not sharded and not slow"]\n'
+        # Forking from a process that has run JAX computations can deadlock: fork each
+        # mutant from a clean server that only imported the test modules.
+        'process_isolation = "forkserver"\n'
+        "use_git_change_detection = false\n"
+        # Forked test runs recompile what the stats run had cached: allow for it.
+        "timeout_multiplier = 15.0\n"
+        "timeout_constant = 10.0\n"
+    )
+
+
+def prepare(module: str) -> Path:
+    """A fresh scratch copy with only this module's tests and a mutmut config for them."""
+    work = WORK / module.replace("/", "_")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "jaxinit", work / "jaxinit", ignore=ignore)
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    missing = [t for t in MODULES[module] if not (ROOT / t).exists()]
+    if missing:
+        raise SystemExit(f"mutants.py: test files {missing} for module {module!r} do not exist")
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (work / "pyproject.toml").write_text(pyproject + _config(module, MODULES[module]))
+    return work
+
+
+def _env(work: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the mutated copy, never the checkout, must be imported
+    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
+    env["JAX_PLATFORMS"] = "cpu"
+    # Mutants mostly trace the same programs: a persistent compilation cache avoids
+    # recompiling them in every forked test run.
+    env["JAX_COMPILATION_CACHE_DIR"] = str(work / "jax-cache")
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    return env
+
+
+def summarize(module: str, earlier: dict[str, int] | None = None) -> dict[str, int]:
+    """Counts by status; ``earlier`` holds the verdicts of a previous run that a recheck
+    (of only its survivors and timeouts) updates."""
+    work = WORK / module.replace("/", "_")
+    meta = work / "mutants" / SRC / f"{module}.py.meta"
+    latest = json.loads(meta.read_text())["exit_code_by_key"]
+    codes = {**latest, **(earlier or {})}
+    codes.update({k: v for k, v in latest.items() if v is not None})
+    survivors = sorted(k for k, v in codes.items() if v in SURVIVED)
+    summary = {
+        "total": len(codes),
+        "killed": sum(v in KILLED for v in codes.values()),
+        "survived": len(survivors),
+        "timeout": sum(v in TIMEOUT for v in codes.values()),
+    }
+    summary["other"] = summary["total"] - summary["killed"] - summary["survived"]
+    summary["other"] -= summary["timeout"]
+    record = {**summary, "survivors": survivors, "codes": codes}
+    (work / "summary.json").write_text(json.dumps(record, indent=1))
+    return summary
+
+
+def recheck(module: str) -> dict[str, int]:
+    """Rerun the survivors and timeouts of a finished run against the current tests."""
+    work = WORK / module.replace("/", "_")
+    record = json.loads((work / "summary.json").read_text())
+    names = [k for k, v in record["codes"].items() if v in SURVIVED | TIMEOUT]
+    shutil.rmtree(work / "tests")
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (work / "pyproject.toml").write_text(pyproject + _config(module, MODULES[module]))
+    if names:
+        mutmut(work, "run", "--max-children", "1", *names)
+    return summarize(module, record["codes"])
+
+
+def mutmut(work: Path, *args: str, capture: bool = False) -> str:
+    exe = Path(sys.executable).with_name("mutmut")
+    cmd = ["nice", "-n", "19", str(exe), *args]
+    done = subprocess.run(
+        cmd, cwd=work, env=_env(work), check=False, text=True, capture_output=capture
+    )
+    return done.stdout if capture else ""
+
+
+def survivors(module: str) -> None:
+    work = WORK / module.replace("/", "_")
+    names = json.loads((work / "summary.json").read_text())["survivors"]
+    for name in names:
+        print(mutmut(work, "show", name, capture=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"modules under {SRC} (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the module -> tests mapping")
+    parser.add_argument("--survivors", action="store_true", help="show surviving mutants")
+    parser.add_argument(
+        "--recheck", action="store_true", help="rerun the survivors of a finished run"
+    )
+    args = parser.parse_args()
+    modules = args.modules or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown modules {unknown}; expected some of {list(MODULES)}")
+    if args.list:
+        for m in modules:
+            print(f"{m}: {' '.join(MODULES[m])}")
+        return
+    if args.survivors:
+        for m in modules:
+            survivors(m)
+        return
+    results = {}
+    for m in modules:
+        start = time.monotonic()
+        if args.recheck:
+            summary = recheck(m)
+        else:
+            mutmut(prepare(m), "run", "--max-children", "1")
+            summary = summarize(m)
+        results[m] = {**summary, "seconds": round(time.monotonic() - start)}
+        print(f"{m}: {results[m]}", flush=True)
+    for m, r in results.items():
+        print(f"{m}: {r}")
+
+
+if __name__ == "__main__":
+    main()
