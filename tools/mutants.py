@@ -31,6 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "mutants-work"
 SRC = "jaxinit/_src"
+# Imported by the fork server once; none of them starts a thread or an XLA backend.
+PRELOAD = ["numpy", "scipy.stats", "scipy.integrate", "jax", "jax.numpy", "flax.linen",
+           "flax.nnx", "optax", "pytest"]
 
 # module (path under jaxinit/_src, without .py) -> the test files that cover it.
 MODULES: dict[str, list[str]] = {
@@ -61,6 +64,12 @@ SURVIVED = {0}
 TIMEOUT = {36, -24, 24, 152, 255}
 
 
+def _write_config(work: Path, module: str) -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (work / "pyproject.toml").write_text(pyproject + _config(module, MODULES[module]))
+    (work / "preload.txt").write_text("\n".join(PRELOAD) + "\n")
+
+
 def _config(module: str, tests: list[str]) -> str:
     def toml_list(items: list[str]) -> str:
         return "[" + ", ".join(json.dumps(i) for i in items) + "]"
@@ -71,9 +80,12 @@ def _config(module: str, tests: list[str]) -> str:
         f'only_mutate = ["{SRC}/{module}.py"]\n'
         f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:xdist", "-x", "-q", "-m", "not sharded and not slow"]\n'
-        # Forking from a process that has run JAX computations can deadlock: fork each
-        # mutant from a clean server that only imported the test modules.
+        # Forking a process whose XLA runtime has started (test modules make keys at
+        # import) deadlocks now and then: fork each mutant from a server that has only
+        # imported the libraries (single-threaded), never collected the tests.
         'process_isolation = "forkserver"\n'
+        'forkserver_warmup = "import"\n'
+        'preload_modules_file = "preload.txt"\n'
         "use_git_change_detection = false\n"
         # Forked test runs recompile what the stats run had cached: allow for it.
         "timeout_multiplier = 15.0\n"
@@ -93,8 +105,7 @@ def prepare(module: str) -> Path:
     missing = [t for t in MODULES[module] if not (ROOT / t).exists()]
     if missing:
         raise SystemExit(f"mutants.py: test files {missing} for module {module!r} do not exist")
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    (work / "pyproject.toml").write_text(pyproject + _config(module, MODULES[module]))
+    _write_config(work, module)
     return work
 
 
@@ -103,6 +114,7 @@ def _env(work: Path) -> dict[str, str]:
     env.pop("PYTHONPATH", None)  # the mutated copy, never the checkout, must be imported
     env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
     env["JAX_PLATFORMS"] = "cpu"
+    env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = "1"  # a thread-free fork server
     # Mutants mostly trace the same programs: a persistent compilation cache avoids
     # recompiling them in every forked test run.
     env["JAX_COMPILATION_CACHE_DIR"] = str(work / "jax-cache")
@@ -140,8 +152,7 @@ def recheck(module: str) -> dict[str, int]:
     names = [k for k, v in record["codes"].items() if v in SURVIVED | TIMEOUT]
     shutil.rmtree(work / "tests")
     shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    (work / "pyproject.toml").write_text(pyproject + _config(module, MODULES[module]))
+    _write_config(work, module)
     if names:
         mutmut(work, "run", "--max-children", "1", *names)
     return summarize(module, record["codes"])
@@ -169,6 +180,9 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the module -> tests mapping")
     parser.add_argument("--survivors", action="store_true", help="show surviving mutants")
     parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run of the modules"
+    )
+    parser.add_argument(
         "--recheck", action="store_true", help="rerun the survivors of a finished run"
     )
     args = parser.parse_args()
@@ -189,6 +203,11 @@ def main() -> None:
         start = time.monotonic()
         if args.recheck:
             summary = recheck(m)
+        elif args.resume:
+            work = WORK / m.replace("/", "_")
+            _write_config(work, m)
+            mutmut(work, "run", "--max-children", "1")
+            summary = summarize(m)
         else:
             mutmut(prepare(m), "run", "--max-children", "1")
             summary = summarize(m)
