@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit sharded notebooks bench bench-all strip-notebooks clean
+.PHONY: demo test lint typecheck unit sharded notebooks bench bench-all strip-notebooks clean mutants
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/python -m jaxinit compare --out jaxinit-out
 
 lint: $(STAMP)
-	$(BIN)/ruff check jaxinit tests benchmarks notebooks
+	$(BIN)/ruff check jaxinit tests benchmarks notebooks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -46,6 +46,14 @@ sharded: $(STAMP)
 
 test: lint typecheck unit sharded
 
+# Mutation testing (mutmut) of the core modules, one module at a time, each against only
+# the test files that cover it (the mapping is in tools/mutants.py); scratch copies in
+# mutants-work/. Slow (minutes per module on 2 cores), so not part of `make test`.
+# `make mutants MUTANTS="fans gain"` runs some modules.
+MUTANTS ?=
+mutants: $(STAMP)
+	$(BIN)/python tools/mutants.py $(MUTANTS)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_schemes.py
 	$(BIN)/python benchmarks/bench_pretrained_load.py
@@ -63,4 +71,4 @@ strip-notebooks: $(STAMP)
 	$(BIN)/python tests/strip_notebooks.py notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mutants-work
