@@ -37,9 +37,13 @@ PRELOAD = ["numpy", "scipy.stats", "scipy.integrate", "jax", "jax.numpy", "flax.
 
 # module (path under jaxinit/_src, without .py) -> the test files that cover it.
 MODULES: dict[str, list[str]] = {
-    "fans": ["tests/test_schemes.py", "tests/test_combinators.py"],
+    "fans": [
+        "tests/test_mutant_kills_fans.py",
+        "tests/test_schemes.py",
+        "tests/test_combinators.py",
+    ],
     "gain": ["tests/test_gain.py", "tests/test_mutant_kills_gain.py"],
-    "paths": ["tests/test_tree.py", "tests/test_mutant_kills_paths.py"],
+    "paths": ["tests/test_mutant_kills_paths.py"],
     "sampling": [
         "tests/test_mutant_kills_sampling.py",
         "tests/test_schemes.py",
@@ -138,18 +142,20 @@ def summarize(module: str, earlier: dict[str, int] | None = None) -> dict[str, i
         "survived": len(survivors),
         "timeout": sum(v in TIMEOUT for v in codes.values()),
     }
+    summary["not_checked"] = sum(v is None for v in codes.values())
     summary["other"] = summary["total"] - summary["killed"] - summary["survived"]
-    summary["other"] -= summary["timeout"]
+    summary["other"] -= summary["timeout"] + summary["not_checked"]
     record = {**summary, "survivors": survivors, "codes": codes}
     (work / "summary.json").write_text(json.dumps(record, indent=1))
     return summary
 
 
 def recheck(module: str) -> dict[str, int]:
-    """Rerun the survivors and timeouts of a finished run against the current tests."""
+    """Rerun the survivors, timeouts and unchecked mutants of a run against the current
+    tests (the verdicts of the others stand)."""
     work = WORK / module.replace("/", "_")
     record = json.loads((work / "summary.json").read_text())
-    names = [k for k, v in record["codes"].items() if v in SURVIVED | TIMEOUT]
+    names = [k for k, v in record["codes"].items() if v in SURVIVED | TIMEOUT | {None}]
     shutil.rmtree(work / "tests")
     shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     _write_config(work, module)
