@@ -74,6 +74,13 @@ def test_einsum_axes_operands():
         "in_axis": (0, 2), "out_axis": (1,), "batch_axis": ()
     }
     assert jaxinit.einsum_axes("bd,dfe,be->bf", operand=-2)["in_axis"] == (0, 2)
+    # Upper-case indices are letters too; 'X' is an out axis of the kernel only.
+    assert jaxinit.einsum_axes("bd,be,dX->bX") == {
+        "in_axis": (0,), "out_axis": (1,), "batch_axis": ()
+    }
+    assert jaxinit.einsum_axes("...d,dX->...X") == {
+        "in_axis": (0,), "out_axis": (1,), "batch_axis": ()
+    }
     # Negative operand -2 of two operands is the first.
     assert jaxinit.einsum_axes("df,bd->bf", operand=-2) == {
         "in_axis": (0,), "out_axis": (1,), "batch_axis": ()
@@ -102,6 +109,9 @@ def test_einsum_axes_operands():
          r"^einsum_axes: the kernel operand of spec='bd,->b' has no axes$"),
         ("bd,dd->b", -1, ValueError,
          r"^einsum_axes: the kernel 'dd' in spec='bd,dd->b' repeats an index$"),
+        ("bd,dh->...h", -1, ValueError,
+         r"^einsum_axes: the output of spec='bd,dh->\.\.\.h' has '\.\.\.' but no input "
+         r"operand has$"),
         ("bd,dh->bzy", -1, ValueError,
          r"^einsum_axes: output indices \['y', 'z'\] of spec='bd,dh->bzy' appear in no operand$"),
     ],
