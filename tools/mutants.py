@@ -37,19 +37,11 @@ PRELOAD = ["numpy", "scipy.stats", "scipy.integrate", "jax", "jax.numpy", "flax.
 
 # module (path under jaxinit/_src, without .py) -> the test files that cover it.
 MODULES: dict[str, list[str]] = {
-    "fans": [
-        "tests/test_mutant_kills_fans.py",
-        "tests/test_schemes.py",
-        "tests/test_combinators.py",
-    ],
+    "fans": ["tests/test_mutant_kills_fans.py", "tests/test_combinators.py"],
     "gain": ["tests/test_gain.py", "tests/test_mutant_kills_gain.py"],
     "paths": ["tests/test_mutant_kills_paths.py"],
-    "sampling": [
-        "tests/test_mutant_kills_sampling.py",
-        "tests/test_schemes.py",
-        "tests/test_golden_values.py",
-    ],
-    "tree": ["tests/test_tree.py"],
+    "sampling": ["tests/test_mutant_kills_sampling.py", "tests/test_golden_values.py"],
+    "tree": ["tests/test_mutant_kills_tree.py", "tests/test_tree.py"],
     "combinators": ["tests/test_combinators.py"],
     "orthogonal": ["tests/test_orthogonal.py"],
     "schemes": ["tests/test_schemes.py", "tests/test_golden_values.py", "tests/test_parity.py"],
