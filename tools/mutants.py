@@ -31,6 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "mutants-work"
 SRC = "jaxinit/_src"
+# Test runs at once (of one module's mutants), at nice 19: on a busy machine they take
+# only idle CPU time.
+CHILDREN = os.environ.get("MUTANTS_CHILDREN", "2")
 # Imported by the fork server once; none of them starts a thread or an XLA backend.
 PRELOAD = ["numpy", "scipy.stats", "scipy.integrate", "jax", "jax.numpy", "flax.linen",
            "flax.nnx", "optax", "pytest"]
@@ -152,7 +155,7 @@ def recheck(module: str) -> dict[str, int]:
     shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     _write_config(work, module)
     if names:
-        mutmut(work, "run", "--max-children", "1", *names)
+        mutmut(work, "run", "--max-children", CHILDREN, *names)
     return summarize(module, record["codes"])
 
 
@@ -204,10 +207,10 @@ def main() -> None:
         elif args.resume:
             work = WORK / m.replace("/", "_")
             _write_config(work, m)
-            mutmut(work, "run", "--max-children", "1")
+            mutmut(work, "run", "--max-children", CHILDREN)
             summary = summarize(m)
         else:
-            mutmut(prepare(m), "run", "--max-children", "1")
+            mutmut(prepare(m), "run", "--max-children", CHILDREN)
             summary = summarize(m)
         results[m] = {**summary, "seconds": round(time.monotonic() - start)}
         print(f"{m}: {results[m]}", flush=True)
