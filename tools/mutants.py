@@ -57,8 +57,11 @@ MODULES: dict[str, list[str]] = {
     "pretrained/hf_rules": ["tests/test_hf_gpt2.py", "tests/test_hf_llama.py"],
 }
 
-# Statuses as mutmut 3 records them (exit code of the test run on the mutant).
-KILLED = {1, 3}
+# Statuses as mutmut 3 records them (exit code of the test run on the mutant). pytest's
+# exit code 2 is a collection error: the mutant breaks the import of jaxinit (a function
+# run at import time, such as the gain quadrature nodes, raises), so every test fails;
+# mutmut calls it "interrupted", here it counts as killed.
+KILLED = {1, 2, 3}
 SURVIVED = {0}
 TIMEOUT = {36, -24, 24, 152, 255}
 
@@ -122,14 +125,18 @@ def _env(work: Path) -> dict[str, str]:
     return env
 
 
-def summarize(module: str, earlier: dict[str, int] | None = None) -> dict[str, int]:
+def summarize(
+    module: str, earlier: dict[str, int] | None = None, verified: dict[str, int] | None = None
+) -> dict[str, int]:
     """Counts by status; ``earlier`` holds the verdicts of a previous run that a recheck
-    (of only its survivors and timeouts) updates."""
+    (of only its survivors and timeouts) updates; ``verified`` those of --verify."""
     work = WORK / module.replace("/", "_")
     meta = work / "mutants" / SRC / f"{module}.py.meta"
     latest = json.loads(meta.read_text())["exit_code_by_key"]
     codes = {**latest, **(earlier or {})}
     codes.update({k: v for k, v in latest.items() if v is not None})
+    verified = {**(earlier_verified(work)), **(verified or {})}
+    codes.update(verified)
     survivors = sorted(k for k, v in codes.items() if v in SURVIVED)
     summary = {
         "total": len(codes),
@@ -140,9 +147,14 @@ def summarize(module: str, earlier: dict[str, int] | None = None) -> dict[str, i
     summary["not_checked"] = sum(v is None for v in codes.values())
     summary["other"] = summary["total"] - summary["killed"] - summary["survived"]
     summary["other"] -= summary["timeout"] + summary["not_checked"]
-    record = {**summary, "survivors": survivors, "codes": codes}
+    record = {**summary, "survivors": survivors, "codes": codes, "verified": verified}
     (work / "summary.json").write_text(json.dumps(record, indent=1))
     return summary
+
+
+def earlier_verified(work: Path) -> dict[str, int]:
+    path = work / "summary.json"
+    return json.loads(path.read_text()).get("verified", {}) if path.exists() else {}
 
 
 def recheck(module: str) -> dict[str, int]:
@@ -175,11 +187,37 @@ def survivors(module: str) -> None:
         print(mutmut(work, "show", name, capture=True))
 
 
+def verify(module: str, names: list[str]) -> dict[str, int]:
+    """Run *all* of the module's test files against each named mutant.
+
+    mutmut runs a mutant only against the tests that called its function while the
+    tests ran; a function called once at import (gain's quadrature nodes) is credited to
+    whichever test ran first. This reruns such mutants against every mapped test file;
+    the verdicts (pytest's exit codes) replace mutmut's in summary.json.
+    """
+    work = WORK / module.replace("/", "_")
+    record = json.loads((work / "summary.json").read_text())
+    verdicts = {}
+    for name in names:
+        env = {**_env(work), "MUTANT_UNDER_TEST": name}
+        cmd = ["nice", "-n", "19", sys.executable, "-m", "pytest", "-p", "no:xdist", "-x", "-q",
+               "-m", "not sharded and not slow", *MODULES[module]]
+        done = subprocess.run(cmd, cwd=work / "mutants", env=env, check=False,
+                              capture_output=True, text=True)
+        verdicts[name] = done.returncode
+        print(f"{name}: pytest exit code {done.returncode}", flush=True)
+    return summarize(module, record["codes"], verdicts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"modules under {SRC} (default: all)")
     parser.add_argument("--list", action="store_true", help="print the module -> tests mapping")
     parser.add_argument("--survivors", action="store_true", help="show surviving mutants")
+    parser.add_argument(
+        "--verify", nargs="+", metavar="MUTANT",
+        help="run all of one module's test files against these mutants",
+    )
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run of the modules"
     )
@@ -198,6 +236,11 @@ def main() -> None:
     if args.survivors:
         for m in modules:
             survivors(m)
+        return
+    if args.verify:
+        if len(modules) != 1:
+            parser.error("--verify needs exactly one module")
+        print(f"{modules[0]}: {verify(modules[0], args.verify)}")
         return
     results = {}
     for m in modules:
