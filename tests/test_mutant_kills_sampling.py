@@ -148,3 +148,15 @@ def test_complex128_draws_in_float64():
             assert z.dtype == jnp.complex128
         t = sampling.complex_truncated_normal(KEY, (8,), np.dtype(np.complex128), 2.0)
         assert t.dtype == jnp.complex128
+
+
+def test_32_bit_draws_stay_32_bit_under_x64():
+    # With x64 on, JAX's default float is float64: every draw must name its dtype.
+    with jax.enable_x64(True):
+        f32, c64 = np.dtype(np.float32), np.dtype(np.complex64)
+        assert sampling.normal(KEY, (4,), f32).dtype == jnp.float32
+        assert sampling.normal(KEY, (4,), c64).dtype == jnp.complex64
+        assert sampling.uniform(KEY, (4,), f32).dtype == jnp.float32
+        assert sampling.truncated_normal(KEY, (4,), f32, -2.0, 2.0).dtype == jnp.float32
+        assert sampling.complex_uniform(KEY, (4,), c64).dtype == jnp.complex64
+        assert sampling.complex_truncated_normal(KEY, (4,), c64, 2.0).dtype == jnp.complex64

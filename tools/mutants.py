@@ -197,6 +197,8 @@ def verify(module: str, names: list[str]) -> dict[str, int]:
     """
     work = WORK / module.replace("/", "_")
     record = json.loads((work / "summary.json").read_text())
+    shutil.copytree(ROOT / "tests", work / "mutants" / "tests", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))  # the current tests
     verdicts = {}
     for name in names:
         env = {**_env(work), "MUTANT_UNDER_TEST": name}
