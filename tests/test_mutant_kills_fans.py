@@ -126,3 +126,10 @@ def test_einsum_axes_type_error_message():
         TypeError, match=r"^einsum_axes: spec=3 must be a string such as 'bd,dhk->bhk'$"
     ):
         jaxinit.einsum_axes(3)
+
+
+@pytest.mark.parametrize("arg", ["in_axis", "out_axis", "batch_axis"])
+def test_compute_fans_non_int_axis_message(arg):
+    msg = rf"^compute_fans: {arg}=1\.5 must be an int or a sequence of ints$"
+    with pytest.raises(TypeError, match=msg):
+        jaxinit.compute_fans((2, 3, 4), **{arg: 1.5})
