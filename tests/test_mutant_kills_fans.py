@@ -133,3 +133,12 @@ def test_compute_fans_non_int_axis_message(arg):
     msg = rf"^compute_fans: {arg}=1\.5 must be an int or a sequence of ints$"
     with pytest.raises(TypeError, match=msg):
         jaxinit.compute_fans((2, 3, 4), **{arg: 1.5})
+
+
+def test_compute_fans_bad_shape_messages():
+    msg = r"^compute_fans: shape=\[2\.0, 3\] must be a sequence of ints$"
+    with pytest.raises(TypeError, match=msg):
+        jaxinit.compute_fans([2.0, 3])
+    msg = r"^compute_fans: shape=\(2, -3\) has a negative dimension$"
+    with pytest.raises(ValueError, match=msg):
+        jaxinit.compute_fans((2, -3))
