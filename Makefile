@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-cli
 
-.PHONY: demo test lint typecheck unit sharded browser docs fuzz notebooks bench bench-all \
-	strip-notebooks clean
+.PHONY: demo test lint typecheck unit sharded browser docs fuzz mutants notebooks bench \
+	bench-all strip-notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 lint: $(STAMP)
-	$(BIN)/ruff check jaxinit tests benchmarks notebooks
+	$(BIN)/ruff check jaxinit tests benchmarks notebooks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -82,6 +82,14 @@ fuzz: $(STAMP)
 	JAXINIT_FUZZ=$(FUZZ) JAXINIT_FUZZ_REPORT=fuzz-out XLA_FLAGS="$(TEST_XLA_FLAGS)" \
 		$(BIN)/python -m pytest -q -p no:xdist tests/test_fuzz_init.py tests/test_fuzz_files.py
 
+# Mutation testing (mutmut) of the core modules, one module at a time, each against only
+# the test files that cover it (the mapping is in tools/mutants.py); scratch copies in
+# mutants-work/. Slow (minutes per module on 2 cores), so not part of `make test`.
+# `make mutants MUTANTS="fans gain"` runs some modules.
+MUTANTS ?=
+mutants: $(STAMP)
+	$(BIN)/python tools/mutants.py $(MUTANTS)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_schemes.py
 	$(BIN)/python benchmarks/bench_pretrained_load.py
@@ -99,4 +107,5 @@ strip-notebooks: $(STAMP)
 	$(BIN)/python tests/strip_notebooks.py notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache docs/_build docs/_generated docs/api
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache docs/_build docs/_generated docs/api \
+		mutants-work

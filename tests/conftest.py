@@ -32,7 +32,7 @@ def missing(reason: str):
     """
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (the CI environment variable is set: required here)")
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)  # also from a test module's imports
 
 
 def require(module_name: str, hint: str = "") -> pathlib.Path:

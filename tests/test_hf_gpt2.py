@@ -9,10 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import require
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
+require("torch")  # skipped locally when absent, a failure under CI
+require("transformers")
+import torch  # noqa: E402
+import transformers  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import jaxinit  # noqa: E402

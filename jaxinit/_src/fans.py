@@ -138,7 +138,12 @@ def einsum_axes(spec: str, operand: int = -1) -> EinsumAxes:
         raise ValueError(f"{name}: the kernel operand of spec={spec!r} has no axes")
     if len(set(kernel)) != len(kernel):
         raise ValueError(f"{name}: the kernel {kernel!r} in spec={spec!r} repeats an index")
-    others = set("".join(t for i, t in enumerate(operands) if i != operand % len(operands)))
+    other_terms = [t for i, t in enumerate(operands) if i != operand % len(operands)]
+    if "..." in output and not any("..." in t for t in other_terms):
+        raise ValueError(
+            f"{name}: the output of spec={spec!r} has '...' but no input operand has"
+        )
+    others = set("".join(other_terms))
     missing = set(output.replace("...", "")) - others - set(kernel)
     if missing:
         raise ValueError(
