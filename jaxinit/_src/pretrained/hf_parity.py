@@ -73,10 +73,11 @@ def parity_check(
       ImportError: torch or transformers is not installed.
       ValueError: `tokens` not a 2-D integer array, or logits of the wrong shape.
 
-    Example:
-      >>> report = jaxinit.hf.parity_check(path, model, tokens)  # doctest: +SKIP
-      >>> print(report)  # doctest: +SKIP
-      parity PASS: max |logit diff| 6.6e-06 (atol 0.0001), max KL 1.2e-12 nats, ...
+    Example (needs an HF directory and a Flax forward: tests/test_hf_llama.py runs it)::
+
+      report = jaxinit.hf.parity_check(path, model, tokens)
+      print(report)
+      # parity PASS: max |logit diff| 6.6e-06 (atol 0.0001), max KL 1.2e-12 nats, ...
 
     References:
       ``from_pretrained``: https://huggingface.co/docs/transformers/main_classes/model
