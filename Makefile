@@ -85,7 +85,7 @@ fuzz: $(STAMP)
 # Mutation testing (mutmut) of the core modules, one module at a time, each against only
 # the test files that cover it (the mapping is in tools/mutants.py); scratch copies in
 # mutants-work/. Slow (minutes per module on 2 cores), so not part of `make test`.
-# `make mutants MUTANTS="fans gain"` runs some modules.
+# `make mutants MUTANTS="core/fans core/gain"` runs some modules.
 MUTANTS ?=
 mutants: $(STAMP)
 	$(BIN)/python tools/mutants.py $(MUTANTS)

@@ -58,16 +58,16 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 import jaxinit  # noqa: E402
-from jaxinit._src import probe  # noqa: E402
 from jaxinit._src.compare import CompareConfig, load_digits, make_model  # noqa: E402
-from jaxinit._src.compare_user import (  # noqa: E402
+from jaxinit._src.compare.api import (  # noqa: E402
     _check_data,
     _programs,
     _seed_sharding,
     default_rules,
     run_seeds,
 )
-from jaxinit._src.diagnose import _default_loss  # noqa: E402
+from jaxinit._src.diagnose import probe  # noqa: E402
+from jaxinit._src.diagnose.at_init import _default_loss  # noqa: E402
 
 
 def timed(fn: Callable[[], Any]) -> float:

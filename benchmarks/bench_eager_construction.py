@@ -4,7 +4,7 @@ An nnx model is built eagerly by default: each ``nnx.Linear`` calls its ``kernel
 outside any jit. ``jax.nn.initializers`` runs the sampling code op by op each time; a
 jaxinit initializer is a frozen, hashable value, so every call with an equal
 configuration, shape and dtype dispatches one cached compiled executable
-(``jaxinit._src.base.compiled``). The model: an MLP of ``--layers`` Linear layers of
+(``jaxinit._src.core.base.compiled``). The model: an MLP of ``--layers`` Linear layers of
 ``--width`` x ``--width``, each with a fresh ``jaxinit.orthogonal()`` (or ``he_normal()``)
 instance, against the same model with ``jax.nn.initializers``.
 
@@ -33,7 +33,7 @@ import json, statistics, sys, time
 import jax
 from flax import nnx
 import jaxinit
-from jaxinit._src import base
+from jaxinit._src.core import base
 
 library, scheme, layers, width, repeats = sys.argv[1:6]
 layers, width, repeats = int(layers), int(width), int(repeats)

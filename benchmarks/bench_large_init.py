@@ -40,7 +40,7 @@ CHILD = r"""
 import json, sys, time
 import jax, jax.numpy as jnp, numpy as np
 import jaxinit
-from jaxinit._src import threefry
+from jaxinit._src.core import threefry
 
 library, dtype = sys.argv[1], jnp.dtype(sys.argv[2])
 layers, width = int(sys.argv[3]), int(sys.argv[4])

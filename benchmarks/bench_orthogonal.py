@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxinit
-from jaxinit._src.orthogonal import cholesky_qr2
+from jaxinit._src.schemes.orthogonal import cholesky_qr2
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

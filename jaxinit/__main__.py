@@ -146,7 +146,7 @@ example:
 def _resolve_model(spec: str) -> Any:
     """A module as given, a factory make(rngs) for diagnose, or a zero-argument factory's
     result."""
-    from jaxinit._src.cli_load import load_object
+    from jaxinit._src.compare.cli_load import load_object
 
     obj = load_object(spec, "--model")
     if isinstance(obj, type) or (callable(obj) and not _is_module(obj)):
@@ -165,7 +165,7 @@ def _resolve_model(spec: str) -> Any:
 
 
 def _is_module(obj: Any) -> bool:
-    from jaxinit._src import probe
+    from jaxinit._src.diagnose import probe
 
     try:
         from flax import linen, nnx
@@ -176,8 +176,8 @@ def _is_module(obj: Any) -> bool:
 
 def _diagnose_main(argv: list[str]) -> int:
     """``jaxinit diagnose``: exit 0 on success, 2 (one line on stderr) on bad input."""
-    from jaxinit._src.cli_load import load_object
-    from jaxinit._src.diagnose import diagnose
+    from jaxinit._src.compare.cli_load import load_object
+    from jaxinit._src.diagnose.at_init import diagnose
 
     p = argparse.ArgumentParser(
         prog="jaxinit diagnose", description=_DIAGNOSE_DESCRIPTION, epilog=_DIAGNOSE_EPILOG,

@@ -24,13 +24,13 @@ Example:
   8
 """
 
-from jaxinit._src.diagnostics import JacobianSpectrum as JacobianSpectrum
-from jaxinit._src.diagnostics import LayerStats as LayerStats
-from jaxinit._src.diagnostics import SignalReport as SignalReport
-from jaxinit._src.diagnostics import Stats as Stats
-from jaxinit._src.diagnostics import jacobian_spectrum as jacobian_spectrum
-from jaxinit._src.diagnostics import signal_stats as signal_stats
-from jaxinit._src.probe import tap as tap
+from jaxinit._src.diagnose.diagnostics import JacobianSpectrum as JacobianSpectrum
+from jaxinit._src.diagnose.diagnostics import LayerStats as LayerStats
+from jaxinit._src.diagnose.diagnostics import SignalReport as SignalReport
+from jaxinit._src.diagnose.diagnostics import Stats as Stats
+from jaxinit._src.diagnose.diagnostics import jacobian_spectrum as jacobian_spectrum
+from jaxinit._src.diagnose.diagnostics import signal_stats as signal_stats
+from jaxinit._src.diagnose.probe import tap as tap
 
 __all__ = [
     "JacobianSpectrum",

@@ -11,22 +11,22 @@ Example:
   0.014142
 """
 
-from jaxinit._src.recipes import DEFAULTS as DEFAULTS
-from jaxinit._src.recipes import RECIPES as RECIPES
-from jaxinit._src.recipes import deepnorm as deepnorm
-from jaxinit._src.recipes import fixup as fixup
-from jaxinit._src.recipes import gpt2 as gpt2
-from jaxinit._src.recipes import megatron as megatron
-from jaxinit._src.recipes import mup as mup
-from jaxinit._src.recipes import olmo as olmo
-from jaxinit._src.recipes import olmo_full_megatron as olmo_full_megatron
-from jaxinit._src.recipes import torch_default as torch_default
-from jaxinit._src.recipes import torchtitan as torchtitan
-from jaxinit._src.recipes_hf import PaddedNormal as PaddedNormal
-from jaxinit._src.recipes_hf import bert as bert
-from jaxinit._src.recipes_hf import llama as llama
-from jaxinit._src.recipes_hf import t5 as t5
-from jaxinit._src.recipes_hf import vit as vit
+from jaxinit._src.params.recipes import DEFAULTS as DEFAULTS
+from jaxinit._src.params.recipes import RECIPES as RECIPES
+from jaxinit._src.params.recipes import deepnorm as deepnorm
+from jaxinit._src.params.recipes import fixup as fixup
+from jaxinit._src.params.recipes import gpt2 as gpt2
+from jaxinit._src.params.recipes import megatron as megatron
+from jaxinit._src.params.recipes import mup as mup
+from jaxinit._src.params.recipes import olmo as olmo
+from jaxinit._src.params.recipes import olmo_full_megatron as olmo_full_megatron
+from jaxinit._src.params.recipes import torch_default as torch_default
+from jaxinit._src.params.recipes import torchtitan as torchtitan
+from jaxinit._src.params.recipes_hf import PaddedNormal as PaddedNormal
+from jaxinit._src.params.recipes_hf import bert as bert
+from jaxinit._src.params.recipes_hf import llama as llama
+from jaxinit._src.params.recipes_hf import t5 as t5
+from jaxinit._src.params.recipes_hf import vit as vit
 
 __all__ = [
     "DEFAULTS", "RECIPES", "PaddedNormal", "bert", "deepnorm", "fixup", "gpt2", "llama",

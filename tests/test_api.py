@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import pytest
 
 import jaxinit
-from jaxinit._src import base
+from jaxinit._src.core import base
 
 # The core names (jax.nn.initializers' names and jaxinit's own schemes), plus the describe
 # result type.

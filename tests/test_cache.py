@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit._src import base
+from jaxinit._src.core import base
 
 
 class MLP(nnx.Module):

@@ -18,7 +18,7 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit._src.base import InitializerBase
+from jaxinit._src.core.base import InitializerBase
 
 KEY = jax.random.key(0)
 

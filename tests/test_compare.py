@@ -13,7 +13,7 @@ import jaxinit
 from jaxinit import __main__ as cli
 from jaxinit._src import compare as cmp
 from jaxinit._src.compare import output
-from jaxinit._src.compare_stats import welch_t_test
+from jaxinit._src.compare.stats import welch_t_test
 
 SEEDS = 3
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxinit._src.compare_stats import welch_t_test
+from jaxinit._src.compare.stats import welch_t_test
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_welch_rejects_short_input():
 
 
 def test_verdict_significance_rule():
-    from jaxinit._src.compare_stats import verdict
+    from jaxinit._src.compare.stats import verdict
 
     clear = {"a": [0.95, 0.951, 0.949], "b": [0.80, 0.801, 0.799], "c": [float("nan")] * 3}
     assert verdict(clear).startswith("a is best")

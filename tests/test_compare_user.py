@@ -310,7 +310,7 @@ def test_batch_function_gets_a_per_seed_key_shared_by_schemes() -> None:
 
 
 def test_xy_arrays_hold_out_the_last_fifth() -> None:
-    from jaxinit._src.compare_user import _check_data
+    from jaxinit._src.compare.api import _check_data
 
     x = np.concatenate([DATA[0], DATA[2]])
     y = np.concatenate([DATA[1], DATA[3]])
@@ -407,7 +407,7 @@ def test_rule_list_schemes_and_rules_override() -> None:
 
 
 def test_default_rules_draw_weights_zero_biases_and_keep_norm_scales() -> None:
-    from jaxinit._src.compare_user import default_rules
+    from jaxinit._src.compare.api import default_rules
 
     class Net(nn.Module):
         @nn.compact
@@ -466,7 +466,7 @@ def test_progress_chunks_and_partial_results_on_interrupt(
 def test_seed_axis_sharded_over_devices_equals_one_device() -> None:
     from jax.sharding import NamedSharding, PartitionSpec
 
-    from jaxinit._src.compare_user import _check_data, _programs, _seed_sharding, run_seeds
+    from jaxinit._src.compare.api import _check_data, _programs, _seed_sharding, run_seeds
 
     devices = jax.devices()
     assert len(devices) == 8
@@ -483,9 +483,9 @@ def test_seed_axis_sharded_over_devices_equals_one_device() -> None:
     assert padded == 8 and isinstance(sharding, NamedSharding)
     model = LinenMLP()
     variables = model.init(jax.random.key(2), DATA[0][:1])
-    adapter = jaxinit._src.probe.adapt("test", model, variables=variables)
+    adapter = jaxinit._src.diagnose.probe.adapt("test", model, variables=variables)
     data = _check_data(DATA, None, 4, None, jax.random.key(2))
-    programs = _programs(adapter, data, jaxinit._src.diagnose._default_loss,
+    programs = _programs(adapter, data, jaxinit._src.diagnose.at_init._default_loss,
                          optax.adam(1e-3), 4, 4)
     keys = jax.random.split(jax.random.key(2), 8)
     out = run_seeds(programs, lambda k: jaxinit.reinit(adapter.trainable, k, [

@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 
 import jaxinit
-from jaxinit._src.base import InitializerBase
+from jaxinit._src.core.base import InitializerBase
 
 FANS = [
     ((64, 32), {}, (64, 32)),

@@ -100,7 +100,7 @@ def test_empty_shapes_with_impossible_extents_are_refused_before_xla(shape):
 
 def test_largest_allowed_size_is_not_refused_by_the_check():
     # 2**46 float32 elements are exactly 2**48 bytes: allowed by the size rule (not built here).
-    jaxinit._src.base.check_size("ones", (2**46,), np.dtype(np.float32))
+    jaxinit._src.core.base.check_size("ones", (2**46,), np.dtype(np.float32))
 
 
 # Largest finite values (the oracle): float16 65504, bfloat16 and float32 about 3.39e38.

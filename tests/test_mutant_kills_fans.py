@@ -1,6 +1,6 @@
 """compute_fans and einsum_axes on hand-computed cases, and their exact error messages.
 
-These tests kill mutants of jaxinit/_src/fans.py (see docs/mutants.md).
+These tests kill mutants of jaxinit/_src/core/fans.py (see docs/mutants.md).
 """
 
 import pytest

@@ -1,6 +1,6 @@
 """Gains at default parameters and the errors of jaxinit.gain, against closed forms and SciPy.
 
-These tests kill mutants of jaxinit/_src/gain.py (see docs/mutants.md).
+These tests kill mutants of jaxinit/_src/core/gain.py (see docs/mutants.md).
 """
 
 import math
@@ -10,7 +10,7 @@ import pytest
 import scipy.integrate
 
 import jaxinit
-from jaxinit._src import gain as gain_mod
+from jaxinit._src.core import gain as gain_mod
 
 
 def test_leaky_relu_default_slope_is_001():

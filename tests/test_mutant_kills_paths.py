@@ -1,7 +1,7 @@
 """The path helpers (float leaves of linen dicts, nnx modules and pytrees), checked directly.
 
 Expected values are hand-written: which leaves are float arrays and their '/'-joined paths.
-These tests kill mutants of jaxinit/_src/paths.py (see docs/mutants.md).
+These tests kill mutants of jaxinit/_src/compose/paths.py (see docs/mutants.md).
 """
 
 import flax.linen as nn
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxinit._src import paths
+from jaxinit._src.compose import paths
 
 
 class _DtypeOnly:

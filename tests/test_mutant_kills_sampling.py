@@ -1,6 +1,6 @@
 """The standard samplers and their moment formulas, against SciPy and hand-computed values.
 
-These tests kill mutants of jaxinit/_src/sampling.py (see docs/mutants.md). Statistical
+These tests kill mutants of jaxinit/_src/core/sampling.py (see docs/mutants.md). Statistical
 checks use fixed keys (deterministic outcomes); each states its false-failure probability
 under a correct sampler. The mutation run shows each failing on wrong variants (a changed
 constant, sign or distribution).
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from jaxinit._src import sampling
+from jaxinit._src.core import sampling
 
 KEY = jax.random.key(11)
 N = 20_000

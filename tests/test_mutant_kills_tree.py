@@ -1,6 +1,6 @@
 """reinit's path strings, path-derived keys and error messages, on hand-computed cases.
 
-These tests kill mutants of jaxinit/_src/tree.py (see docs/mutants.md).
+These tests kill mutants of jaxinit/_src/compose/tree.py (see docs/mutants.md).
 """
 
 import re
@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit._src import tree as tree_mod
+from jaxinit._src.compose import tree as tree_mod
 
 KEY = jax.random.key(3)
 

@@ -222,7 +222,7 @@ def test_cholesky_qr2_is_haar_distributed():
 
 
 def test_cholesky_qr2_flags_ill_conditioned_draws():
-    from jaxinit._src.orthogonal import cholesky_qr2
+    from jaxinit._src.schemes.orthogonal import cholesky_qr2
 
     z = jax.random.normal(make_key(9), (64, 8))
     nearly_dependent = z.at[:, 1].set(z[:, 0] + 1e-6 * z[:, 1])  # cond ~ 1e6 > 1/sqrt(eps)
@@ -233,7 +233,7 @@ def test_cholesky_qr2_flags_ill_conditioned_draws():
 def test_cholesky_qr2_falls_back_to_householder(monkeypatch):
     """With a tolerance no draw meets, every draw takes the Householder branch, which is
     then exactly the default method's computation."""
-    from jaxinit._src import orthogonal as module
+    from jaxinit._src.schemes import orthogonal as module
 
     monkeypatch.setattr(module, "CHOLESKY_QR2_TOLERANCE", -1.0)
     fast = jax.jit(lambda k: FAST(k, (48, 16)))(make_key(10))

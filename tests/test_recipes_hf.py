@@ -31,7 +31,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import jaxinit  # noqa: E402
-from jaxinit._src.paths import float_leaves, path_str  # noqa: E402
+from jaxinit._src.compose.paths import float_leaves, path_str  # noqa: E402
 
 ALPHA = 1e-5
 

@@ -1,6 +1,6 @@
 """The fusible threefry key: bit-identical draws, no full-size temporaries.
 
-jaxinit draws through ``jaxinit._src.threefry.fusible(key)``; these tests check, on the
+jaxinit draws through ``jaxinit._src.core.threefry.fusible(key)``; these tests check, on the
 backend the suite runs on, that every jax.random sampler jaxinit uses gives exactly the
 bits of the plain key (so jaxinit's values are jax's), and that a jitted initializer
 no longer needs temporaries of the output's size (compile-time memory analysis, not a
@@ -14,7 +14,7 @@ import pytest
 from conftest import make_key
 
 import jaxinit
-from jaxinit._src import threefry
+from jaxinit._src.core import threefry
 
 SAMPLERS = {
     "bits8": lambda k, s: jax.random.bits(k, s, jnp.uint8),

@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 import jaxinit
-from jaxinit._src.tree import stable_hash
+from jaxinit._src.compose.tree import stable_hash
 
 KEY = jax.random.key(0)
 HE = jaxinit.he_normal()
@@ -160,7 +160,8 @@ def test_abstract_tree_and_jit():
 
 def test_same_values_in_another_process():
     """stable_hash and reinit agree across processes with different string-hash salts."""
-    code = ("import jax, jax.numpy as jnp, jaxinit; from jaxinit._src.tree import stable_hash;"
+    code = ("import jax, jax.numpy as jnp, jaxinit;"
+            " from jaxinit._src.compose.tree import stable_hash;"
             "t = jaxinit.reinit({'a': {'kernel': jnp.zeros((8, 8))}}, jax.random.key(0),"
             " [('.*', jaxinit.he_normal())]);"
             "print(stable_hash('params/Dense_0/kernel'), hash('params/Dense_0/kernel'),"

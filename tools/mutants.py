@@ -40,20 +40,21 @@ PRELOAD = ["numpy", "scipy.stats", "scipy.integrate", "jax", "jax.numpy", "flax.
 
 # module (path under jaxinit/_src, without .py) -> the test files that cover it.
 MODULES: dict[str, list[str]] = {
-    "fans": ["tests/test_mutant_kills_fans.py", "tests/test_combinators.py"],
-    "gain": ["tests/test_gain.py", "tests/test_mutant_kills_gain.py"],
-    "paths": ["tests/test_mutant_kills_paths.py"],
-    "sampling": ["tests/test_mutant_kills_sampling.py", "tests/test_golden_values.py"],
-    "tree": ["tests/test_mutant_kills_tree.py", "tests/test_tree.py"],
-    "combinators": ["tests/test_combinators.py"],
-    "orthogonal": ["tests/test_orthogonal.py"],
-    "schemes": ["tests/test_schemes.py", "tests/test_golden_values.py", "tests/test_parity.py"],
+    "core/fans": ["tests/test_mutant_kills_fans.py", "tests/test_combinators.py"],
+    "core/gain": ["tests/test_gain.py", "tests/test_mutant_kills_gain.py"],
+    "compose/paths": ["tests/test_mutant_kills_paths.py"],
+    "core/sampling": ["tests/test_mutant_kills_sampling.py", "tests/test_golden_values.py"],
+    "compose/tree": ["tests/test_mutant_kills_tree.py", "tests/test_tree.py"],
+    "compose/combinators": ["tests/test_combinators.py"],
+    "schemes/orthogonal": ["tests/test_orthogonal.py"],
+    "schemes/standard": ["tests/test_schemes.py", "tests/test_golden_values.py",
+                         "tests/test_parity.py"],
     "pretrained/formats": ["tests/test_pretrained_formats.py"],
     "pretrained/merge": ["tests/test_pretrained_load.py"],
     "pretrained/layout": ["tests/test_pretrained_torch.py", "tests/test_pretrained_load.py"],
-    "mup": ["tests/test_mup.py"],
-    "lsuv": ["tests/test_lsuv.py"],
-    "compare_stats": ["tests/test_compare_stats.py"],
+    "params/mup": ["tests/test_mup.py"],
+    "diagnose/lsuv": ["tests/test_lsuv.py"],
+    "compare/stats": ["tests/test_compare_stats.py"],
     "pretrained/hf_rules": ["tests/test_hf_gpt2.py", "tests/test_hf_llama.py"],
 }
 

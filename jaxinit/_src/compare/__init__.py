@@ -70,7 +70,7 @@ def prepare(config: CompareConfig) -> Callable[[Any, Callable[[SchemeRuns], None
 
 
 def _summarize(config: CompareConfig, runs: list[SchemeRuns]) -> CompareResult:
-    from jaxinit._src.compare_user import METRICS
+    from jaxinit._src.compare.api import METRICS
 
     settings = {f: getattr(config, f) for f in config.__dataclass_fields__}
     return summarize(describe(config), settings, config.metric, METRICS[config.metric],

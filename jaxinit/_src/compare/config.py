@@ -25,7 +25,7 @@ from jaxinit._src.compare.schemes import (
 
 def _metrics() -> dict[str, bool]:
     # Imported when used: compare_user imports this package's scheme table.
-    from jaxinit._src.compare_user import METRICS
+    from jaxinit._src.compare.api import METRICS
 
     return METRICS
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxinit._src.compare.config import CompareConfig
-from jaxinit._src.gain import ACTIVATIONS
+from jaxinit._src.core.gain import ACTIVATIONS
 
 
 def make_model(config: CompareConfig, kernel_init: Any) -> Any:

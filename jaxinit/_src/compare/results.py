@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxinit._src.compare_stats import verdict as welch_verdict
+from jaxinit._src.compare.stats import verdict as welch_verdict
 
 FINALS = ("train_loss", "test_loss", "test_accuracy")
 
@@ -73,7 +73,7 @@ class SchemeRuns:
 
 def verdict(runs: Sequence[SchemeRuns], metric: str, higher_is_better: bool) -> str:
     """Welch's t-test between the two best schemes by mean ``metric`` over finished seeds
-    (:func:`jaxinit._src.compare_stats.verdict`); schemes with < 2 finished seeds are not
+    (:func:`jaxinit._src.compare.stats.verdict`); schemes with < 2 finished seeds are not
     ranked."""
     ranked: dict[str, Sequence[float]] = {}
     for r in runs:

@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from jaxinit._src.gain import ACTIVATIONS, gain
-from jaxinit._src.orthogonal import orthogonal
-from jaxinit._src.schemes import (
+from jaxinit._src.core.gain import ACTIVATIONS, gain
+from jaxinit._src.schemes.orthogonal import orthogonal
+from jaxinit._src.schemes.standard import (
     glorot_normal,
     glorot_uniform,
     he_normal,

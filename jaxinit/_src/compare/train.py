@@ -22,7 +22,7 @@ from jaxinit._src.compare.data import Digits, load_digits, load_text
 from jaxinit._src.compare.models import make_model
 from jaxinit._src.compare.results import SchemeRuns, diverged_at
 from jaxinit._src.compare.schemes import Scheme
-from jaxinit._src.schemes import he_normal
+from jaxinit._src.schemes.standard import he_normal
 
 
 def make_optimizer(config: CompareConfig) -> Any:
@@ -157,7 +157,7 @@ class Runner:
 
     def variables(self, scheme: Scheme, seed: int | None = None) -> Any:
         """The scheme's initial variables for ``seed`` (LSUV-rescaled for ``lsuv``)."""
-        from jaxinit._src.lsuv import lsuv
+        from jaxinit._src.diagnose.lsuv import lsuv
 
         key = jax.random.key(self.config.seed if seed is None else seed)
         variables = init_variables(scheme.build(self.config.activation), self.shapes, key)
@@ -187,10 +187,10 @@ class Runner:
         for a unit Gaussian cotangent at the logits; for ``gpt`` (byte tokens in, which
         :func:`~jaxinit.diagnostics.signal_stats` does not take) it is that of the
         training loss, from :func:`jaxinit.diagnose`, and there is no Jacobian."""
-        from jaxinit._src.diagnostics import jacobian_spectrum, signal_stats
+        from jaxinit._src.diagnose.diagnostics import jacobian_spectrum, signal_stats
 
         if not jnp.issubdtype(self.probe.dtype, jnp.floating):
-            from jaxinit._src.diagnose import diagnose
+            from jaxinit._src.diagnose.at_init import diagnose
 
             y = jnp.asarray(self.data.y_train[: self.config.probe_batch])
             # diagnose's statistics of the token input promote int32 to float32, which

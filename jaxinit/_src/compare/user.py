@@ -46,8 +46,8 @@ def _call(spec: str, argument: str, fn: Any) -> Any:
 def load_model(spec: str) -> Any:
     """A module as given, a factory ``make(rngs)`` as given, or a zero-argument factory's
     result."""
-    from jaxinit._src.cli_load import load_object
-    from jaxinit._src.probe import is_equinox
+    from jaxinit._src.compare.cli_load import load_object
+    from jaxinit._src.diagnose.probe import is_equinox
 
     try:
         obj = load_object(spec, "--model")
@@ -70,7 +70,7 @@ def load_model(spec: str) -> Any:
 
 def load_data(spec: str) -> Any:
     """The ``(x_train, y_train, x_test, y_test)`` the zero-argument function returns."""
-    from jaxinit._src.cli_load import load_object
+    from jaxinit._src.compare.cli_load import load_object
 
     try:
         fn = load_object(spec, "--data")
@@ -82,7 +82,7 @@ def load_data(spec: str) -> Any:
 def load_loss(spec: str) -> Callable[..., Any]:
     """The user's ``loss(apply, batch)``, wrapped to refuse a non-scalar value (at trace
     time, naming ``--loss``) instead of failing deep inside ``jax.grad``."""
-    from jaxinit._src.cli_load import load_object
+    from jaxinit._src.compare.cli_load import load_object
 
     try:
         fn = load_object(spec, "--loss")
@@ -125,10 +125,10 @@ def _signal(model: Any, x: Any, rules: Any, key: jax.Array, seeds: int, batch: i
     """Per layer, activation std and gradient std (unit Gaussian cotangent at the output,
     as for the built-in architectures) at the scheme's init, for the parameters of
     compare_model's first seed (``split(key, seeds)[0]``), on ``batch`` examples."""
-    from jaxinit._src import probe
-    from jaxinit._src.diagnose import _build
-    from jaxinit._src.diagnostics import signal_stats
-    from jaxinit._src.tree import reinit
+    from jaxinit._src.compose.tree import reinit
+    from jaxinit._src.diagnose import probe
+    from jaxinit._src.diagnose.at_init import _build
+    from jaxinit._src.diagnose.diagnostics import signal_stats
 
     if x is None:  # a batch function or iterable: no array to probe
         return (), (), ()
@@ -153,8 +153,8 @@ def prepare(config: CompareConfig) -> Callable[[Any, Callable[[SchemeRuns], None
     trains every scheme (bad data or a bad loss raise :class:`UserInputError`, naming
     the argument, before the first step) and calls ``done(runs)`` as each finishes.
     """
+    from jaxinit._src.compare.api import compare_model, default_rules
     from jaxinit._src.compare.train import make_optimizer
-    from jaxinit._src.compare_user import compare_model, default_rules
 
     assert config.model is not None and config.data is not None
     model = load_model(config.model)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._src.paths import path_str
+from jaxinit._src.compose.paths import path_str
 from jaxinit._src.pretrained.errors import PretrainedError
 
 Format = Literal["auto", "safetensors", "npz", "msgpack", "orbax", "torch", "hf", "memory"]

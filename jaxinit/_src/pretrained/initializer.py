@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src.base import (
+from jaxinit._src.core.base import (
     InitializerBase,
     OutSharding,
     Shape,

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._src.base import check_choice
-from jaxinit._src.paths import path_str
+from jaxinit._src.compose.paths import path_str
+from jaxinit._src.core.base import check_choice
 from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.formats import Format, Weights, open_weights
 from jaxinit._src.pretrained.initializer import cast

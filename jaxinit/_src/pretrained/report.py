@@ -8,7 +8,7 @@ from typing import Any
 
 import jax
 
-from jaxinit._src.paths import path_str
+from jaxinit._src.compose.paths import path_str
 from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.initializer import CastInfo
 

@@ -30,7 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxinit._src.base import check_choice
+from jaxinit._src.core.base import check_choice
 from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.formats import Format, Weights, open_weights
 from jaxinit._src.pretrained.initializer import CastInfo, cast

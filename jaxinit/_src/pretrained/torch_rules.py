@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from jaxinit._src.paths import path_str
+from jaxinit._src.compose.paths import path_str
 from jaxinit._src.pretrained import layout
 from jaxinit._src.pretrained.merge import Rule, _flatten_target
 

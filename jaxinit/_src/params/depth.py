@@ -29,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src.base import (
+from jaxinit._src.compose.combinators import InitLike, _check_part, _inner, _stats
+from jaxinit._src.core.base import (
     Axes,
     InitializerBase,
     Shape,
@@ -40,9 +41,8 @@ from jaxinit._src.base import (
     normalize_axes,
     unknown_stats,
 )
-from jaxinit._src.combinators import InitLike, _check_part, _inner, _stats
-from jaxinit._src.fans import compute_fans
-from jaxinit._src.schemes import Normal, TruncatedNormal, VarianceScaling, zeros
+from jaxinit._src.core.fans import compute_fans
+from jaxinit._src.schemes.standard import Normal, TruncatedNormal, VarianceScaling, zeros
 
 
 def _positive_int(name: str, arg: str, value: Any) -> int:

@@ -30,7 +30,7 @@ def load_object(spec: str, argument: str) -> Any:
         attribute is missing.
 
     Example:
-      >>> from jaxinit._src.cli_load import load_object
+      >>> from jaxinit._src.compare.cli_load import load_object
       >>> load_object("math:sqrt", "--loss")(9.0)
       3.0
       >>> load_object("math", "--loss")

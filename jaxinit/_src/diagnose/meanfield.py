@@ -25,8 +25,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxinit._src.base import check_scalar
-from jaxinit._src.gain import NODES, WEIGHTS, Activation, gaussian_expectation, resolve_activation
+from jaxinit._src.core.base import check_scalar
+from jaxinit._src.core.gain import (
+    NODES,
+    WEIGHTS,
+    Activation,
+    gaussian_expectation,
+    resolve_activation,
+)
 
 Fn = Callable[[jax.Array], jax.Array]
 

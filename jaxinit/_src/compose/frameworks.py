@@ -7,9 +7,9 @@ from typing import Any
 
 import jax
 
-from jaxinit._src.base import check_int
-from jaxinit._src.combinators import channels_first
-from jaxinit._src.tree import Rules, _compile_rules, reinit
+from jaxinit._src.compose.combinators import channels_first
+from jaxinit._src.compose.tree import Rules, _compile_rules, reinit
+from jaxinit._src.core.base import check_int
 
 
 def equinox_init(model: Any, key: jax.Array, rules: Rules, *, strict: bool = True) -> Any:
@@ -45,7 +45,7 @@ def equinox_init(model: Any, key: jax.Array, rules: Rules, *, strict: bool = Tru
       >>> mlp.layers[0].weight.shape, float(abs(mlp.layers[0].bias).max())
       ((64, 16), 0.0)
     """
-    from jaxinit._src.paths import path_str
+    from jaxinit._src.compose.paths import path_str
 
     wrapped = []
     for i, (pattern, init) in enumerate(_compile_rules(rules)):

@@ -18,7 +18,7 @@ A seed whose training loss becomes non-finite is *diverged at step k* (the first
 non-finite index of its curve) and is left out of the means and of the ranking. Schemes
 are ranked by the mean over their finished seeds of ``metric``; the best is called the
 winner only if Welch's t-test against the runner-up gives :math:`p < 0.05`
-(:func:`jaxinit._src.compare_stats.verdict`). A scheme with fewer than two finished
+(:func:`jaxinit._src.compare.stats.verdict`). A scheme with fewer than two finished
 seeds is not ranked.
 
 References:
@@ -43,13 +43,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxinit._src import probe
-from jaxinit._src.base import Initializer, check_key
 from jaxinit._src.compare import SCHEMES
-from jaxinit._src.compare_stats import verdict as _verdict
-from jaxinit._src.diagnose import _build, _default_loss, _first_line
-from jaxinit._src.schemes import zeros
-from jaxinit._src.tree import reinit
+from jaxinit._src.compare.stats import verdict as _verdict
+from jaxinit._src.compose.tree import reinit
+from jaxinit._src.core.base import Initializer, check_key
+from jaxinit._src.diagnose import probe
+from jaxinit._src.diagnose.at_init import _build, _default_loss, _first_line
+from jaxinit._src.schemes.standard import zeros
 
 METRICS = {"test_accuracy": True, "train_loss": False, "test_loss": False}  # higher is better?
 SCHEMA_VERSION = 1

@@ -39,7 +39,7 @@ import numpy as np
 from jax import lax
 from jax.extend.random import define_prng_impl, threefry_prng_impl
 
-from jaxinit._src.base import Shape
+from jaxinit._src.core.base import Shape
 
 # Threefry-2x32 with 20 rounds (Salmon et al. 2011, "Parallel random numbers: as easy as
 # 1, 2, 3", Table 4): rotation constants of the two alternating groups of 4 rounds, and

@@ -28,11 +28,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src import paths as _paths
-from jaxinit._src.base import Axes, InitializerBase, Shape, check_axes, check_choice, check_scalar
-from jaxinit._src.base import normalize_axes as _normalize_axes
-from jaxinit._src.mup import DEFAULT_AXES, OPTIMIZERS, _compile_axes, scale_updates_by_path
-from jaxinit._src.orthogonal import Orthogonal
+from jaxinit._src.compose import paths as _paths
+from jaxinit._src.core.base import (
+    Axes,
+    InitializerBase,
+    Shape,
+    check_axes,
+    check_choice,
+    check_scalar,
+)
+from jaxinit._src.core.base import normalize_axes as _normalize_axes
+from jaxinit._src.params.mup import DEFAULT_AXES, OPTIMIZERS, _compile_axes, scale_updates_by_path
+from jaxinit._src.schemes.orthogonal import Orthogonal
 
 
 def _matrix_view(name: str, shape: Shape, in_axis: Axes, out_axis: Axes) -> tuple[

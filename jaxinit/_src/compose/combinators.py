@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._src import sampling
-from jaxinit._src.base import (
+from jaxinit._src.core import sampling
+from jaxinit._src.core.base import (
     Axes,
     InitializerBase,
     Shape,

@@ -360,7 +360,7 @@ class InitializerBase:
             )
         if self.checks_range:
             return
-        from jaxinit._src.sampling import largest_draw  # sampling imports this module
+        from jaxinit._src.core.sampling import largest_draw  # sampling imports this module
 
         if bounds is not None and all(math.isfinite(abs(complex(b))) for b in bounds):
             biggest = max(abs(complex(b)) for b in bounds)

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._src import probe
-from jaxinit._src.base import check_choice, check_int, check_scalar
+from jaxinit._src.core.base import check_choice, check_int, check_scalar
+from jaxinit._src.diagnose import probe
 
 
 class Stats(NamedTuple):

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src import sampling, threefry
-from jaxinit._src.base import (
+from jaxinit._src.core import sampling, threefry
+from jaxinit._src.core.base import (
     InitializerBase,
     Shape,
     check_axes,

@@ -8,7 +8,7 @@ from typing import Any
 
 from jax.typing import DTypeLike
 
-from jaxinit._src.base import (
+from jaxinit._src.core.base import (
     InitializerBase,
     check_shape,
     default_float_dtype,

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src import sampling
-from jaxinit._src.base import (
+from jaxinit._src.core import sampling
+from jaxinit._src.core.base import (
     InitializerBase,
     Shape,
     check_choice,
@@ -33,8 +33,8 @@ from jaxinit._src.base import (
     check_key,
     check_scalar,
 )
-from jaxinit._src.schemes import Constant, zeros
-from jaxinit._src.torch_init import kaiming_uniform
+from jaxinit._src.schemes.standard import Constant, zeros
+from jaxinit._src.schemes.torch_init import kaiming_uniform
 
 LoRAVariant = Literal["kaiming", "gaussian"]
 

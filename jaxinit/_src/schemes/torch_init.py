@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._src import sampling
-from jaxinit._src.base import (
+from jaxinit._src.core import sampling
+from jaxinit._src.core.base import (
     InitializerBase,
     Shape,
     check_choice,
@@ -26,9 +26,8 @@ from jaxinit._src.base import (
     check_scalar,
     unknown_stats,
 )
-from jaxinit._src.orthogonal import Dirac, Identity, Orthogonal
-from jaxinit._src.pretrained.torch_rules import rules as rules
-from jaxinit._src.schemes import (
+from jaxinit._src.schemes.orthogonal import Dirac, Identity, Orthogonal
+from jaxinit._src.schemes.standard import (
     Normal,
     Sparse,
     TruncatedNormal,
@@ -49,7 +48,6 @@ __all__ = [
     "linear",
     "linear_bias",
     "orthogonal",
-    "rules",
     "sparse",
     "trunc_normal",
     "xavier_normal",
@@ -139,7 +137,7 @@ def linear() -> VarianceScaling:
     ``variance_scaling(1/3, "fan_in", "uniform")``: Var = 1 / (3 fan_in).
 
     Returns:
-      A :class:`~jaxinit._src.schemes.VarianceScaling` initializer.
+      A :class:`~jaxinit._src.schemes.standard.VarianceScaling` initializer.
 
     Example:
       >>> import jaxinit, jaxinit.torch as jt
@@ -164,7 +162,7 @@ def linear_bias(fan_in: int) -> UniformRange:
       fan_in: the fan-in of the layer's weight, a positive int.
 
     Returns:
-      A :class:`~jaxinit._src.schemes.UniformRange` initializer.
+      A :class:`~jaxinit._src.schemes.standard.UniformRange` initializer.
 
     Example:
       >>> import jaxinit.torch as jt
@@ -218,7 +216,7 @@ def kaiming_uniform(
       nonlinearity: a name from :func:`calculate_gain`.
 
     Returns:
-      A :class:`~jaxinit._src.schemes.VarianceScaling` initializer.
+      A :class:`~jaxinit._src.schemes.standard.VarianceScaling` initializer.
 
     Example:
       >>> import jaxinit, jaxinit.torch as jt
@@ -246,7 +244,7 @@ def kaiming_normal(
       nonlinearity: a name from :func:`calculate_gain`.
 
     Returns:
-      A :class:`~jaxinit._src.schemes.VarianceScaling` initializer.
+      A :class:`~jaxinit._src.schemes.standard.VarianceScaling` initializer.
 
     Example:
       >>> import jaxinit, jaxinit.torch as jt
@@ -270,7 +268,7 @@ def xavier_uniform(gain: float = 1.0) -> VarianceScaling:
       gain: a multiplier, e.g. ``calculate_gain("tanh")``.
 
     Returns:
-      A :class:`~jaxinit._src.schemes.VarianceScaling` initializer.
+      A :class:`~jaxinit._src.schemes.standard.VarianceScaling` initializer.
 
     Example:
       >>> import jaxinit, jaxinit.torch as jt
@@ -292,7 +290,7 @@ def xavier_normal(gain: float = 1.0) -> VarianceScaling:
       gain: a multiplier.
 
     Returns:
-      A :class:`~jaxinit._src.schemes.VarianceScaling` initializer.
+      A :class:`~jaxinit._src.schemes.standard.VarianceScaling` initializer.
 
     Example:
       >>> import jaxinit, jaxinit.torch as jt
@@ -407,7 +405,7 @@ def orthogonal(gain: float = 1.0) -> Orthogonal:
       gain: the multiplier.
 
     Returns:
-      A :class:`~jaxinit._src.orthogonal.Orthogonal` initializer.
+      A :class:`~jaxinit._src.schemes.orthogonal.Orthogonal` initializer.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxinit.torch as jt
@@ -571,7 +569,7 @@ def embedding() -> Normal:
     """PyTorch's default ``nn.Embedding`` weight: N(0, 1).
 
     Returns:
-      A :class:`~jaxinit._src.schemes.Normal` initializer with stddev 1.
+      A :class:`~jaxinit._src.schemes.standard.Normal` initializer with stddev 1.
 
     Example:
       >>> import jaxinit, jaxinit.torch as jt

@@ -14,9 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._src import probe
-from jaxinit._src.base import check_int, check_scalar
-from jaxinit._src.diagnostics import (
+from jaxinit._src.compose.paths import is_float_array
+from jaxinit._src.core.base import check_int, check_scalar
+from jaxinit._src.core.fans import compute_fans
+from jaxinit._src.diagnose import probe
+from jaxinit._src.diagnose.diagnostics import (
     JacobianSpectrum,
     Stats,
     _default_key,
@@ -24,8 +26,6 @@ from jaxinit._src.diagnostics import (
     _to_stats,
     jacobian_spectrum,
 )
-from jaxinit._src.fans import compute_fans
-from jaxinit._src.paths import is_float_array
 
 SCHEMA = "jaxinit.diagnosis"
 SCHEMA_VERSION = 1

@@ -19,10 +19,10 @@ import jax
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src.base import InitializerBase, Shape, check_int, check_scalar
-from jaxinit._src.depth import sigma_truncated
-from jaxinit._src.recipes import DEFAULTS, Rules, _keep_used, _setup
-from jaxinit._src.schemes import Constant, Normal, ones, zeros
+from jaxinit._src.core.base import InitializerBase, Shape, check_int, check_scalar
+from jaxinit._src.params.depth import sigma_truncated
+from jaxinit._src.params.recipes import DEFAULTS, Rules, _keep_used, _setup
+from jaxinit._src.schemes.standard import Constant, Normal, ones, zeros
 
 
 @dataclasses.dataclass(frozen=True)

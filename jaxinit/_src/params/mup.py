@@ -34,8 +34,8 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src import paths as _paths
-from jaxinit._src.base import (
+from jaxinit._src.compose import paths as _paths
+from jaxinit._src.core.base import (
     Axes,
     Shape,
     ShapeDependent,
@@ -45,8 +45,8 @@ from jaxinit._src.base import (
     check_scalar,
     normalize_axes,
 )
-from jaxinit._src.fans import compute_fans
-from jaxinit._src.schemes import DISTRIBUTIONS, Distribution, VarianceScaling, zeros
+from jaxinit._src.core.fans import compute_fans
+from jaxinit._src.schemes.standard import DISTRIBUTIONS, Distribution, VarianceScaling, zeros
 
 Kind = Literal["input", "hidden", "output", "vector", "finite"]
 Optimizer = Literal["adam", "sgd"]

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from jaxinit._src import sampling
-from jaxinit._src.base import InitializerBase, Shape, check_representable, check_scalar
+from jaxinit._src.core import sampling
+from jaxinit._src.core.base import InitializerBase, Shape, check_representable, check_scalar
 
 
 def _complex_stats(distribution: str, values: np.ndarray) -> dict[str, Any]:

@@ -6,7 +6,7 @@ sampling precision and casting once keeps the target dtype's mean, variance and 
 exact, and the same key gives the same weights, up to rounding, in every dtype. Under
 ``jit`` the final cast fuses into the sampler, so no float32 copy is materialized.
 
-Every draw goes through :func:`jaxinit._src.threefry.fusible`: the same bits as the key's
+Every draw goes through :func:`jaxinit._src.core.threefry.fusible`: the same bits as the key's
 own, computed so that XLA fuses hash, transform and cast with no full-size temporaries.
 """
 
@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinit._src import threefry
-from jaxinit._src.base import Shape
+from jaxinit._src.core import threefry
+from jaxinit._src.core.base import Shape
 
 
 def real_dtype(dtype: np.dtype) -> np.dtype:

@@ -4,7 +4,7 @@ Each recipe is a function of the parameter tree with explicit keyword arguments
 (:func:`gpt2`, :func:`olmo`, ...); :func:`recipe` looks one up by name and passes the
 keywords through, so a keyword the recipe does not take is a TypeError. The
 transformers-equal recipes (``llama``, ``bert``, ``vit``, ``t5``) live in
-``jaxinit/_src/recipes_hf.py``.
+``jaxinit/_src/params/recipes_hf.py``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jaxinit._src import paths as _paths
-from jaxinit._src.base import check_int, check_scalar
-from jaxinit._src.combinators import stacked as _stacked
-from jaxinit._src.depth import (
+from jaxinit._src.compose import paths as _paths
+from jaxinit._src.compose.combinators import stacked as _stacked
+from jaxinit._src.core.base import check_int, check_scalar
+from jaxinit._src.params.depth import (
     deepnorm_constants,
     deepnorm_init,
     fixup_init,
@@ -27,8 +27,8 @@ from jaxinit._src.depth import (
     sigma_truncated,
     torchtitan_init,
 )
-from jaxinit._src.mup import mup_rules
-from jaxinit._src.schemes import Normal, TruncatedNormal, VarianceScaling, ones, zeros
+from jaxinit._src.params.mup import mup_rules
+from jaxinit._src.schemes.standard import Normal, TruncatedNormal, VarianceScaling, ones, zeros
 
 Rules = tuple[tuple[str, Any], ...]
 
@@ -644,7 +644,7 @@ RECIPES: tuple[str, ...] = (
 def _registry() -> dict[str, Callable[..., Rules]]:
     """The recipe function of each name of :data:`RECIPES` (this module's, or the
     transformers-equal ones of ``recipes_hf``)."""
-    from jaxinit._src import recipes_hf
+    from jaxinit._src.params import recipes_hf
 
     here = globals()
     return {name: here[name] if name in here else getattr(recipes_hf, name) for name in RECIPES}

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import TypedDict
 
-from jaxinit._src.base import Axes, check_axes, check_shape
+from jaxinit._src.core.base import Axes, check_axes, check_shape
 
 
 def compute_fans(

@@ -36,7 +36,7 @@ def path_str(keypath: Sequence[Any]) -> str:
 
     Example:
       >>> import jax
-      >>> from jaxinit._src.paths import path_str
+      >>> from jaxinit._src.compose.paths import path_str
       >>> tree = {"params": {"Dense_0": {"kernel": 0}}, "layers": [1]}
       >>> [path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
       ['layers/0', 'params/Dense_0/kernel']

@@ -16,8 +16,8 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding
 
-from jaxinit._src.base import check_key
-from jaxinit._src.paths import flax_boxes, is_float_array, path_str, unbox
+from jaxinit._src.compose.paths import flax_boxes, is_float_array, path_str, unbox
+from jaxinit._src.core.base import check_key
 
 Rules = Sequence[tuple[str | re.Pattern[str], Callable[..., Any]]] | Mapping[
     str | re.Pattern[str], Callable[..., Any]
@@ -31,7 +31,7 @@ def stable_hash(path: str) -> int:
     ``hash`` of a string is salted per process, so it cannot seed shared weights.
 
     Example:
-      >>> from jaxinit._src.tree import stable_hash
+      >>> from jaxinit._src.compose.tree import stable_hash
       >>> stable_hash("params/Dense_0/kernel") == stable_hash("params/Dense_0/kernel")
       True
       >>> 0 <= stable_hash("params/Dense_0/kernel") < 2**32

@@ -10,9 +10,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxinit._src import probe
-from jaxinit._src.base import check_int, check_scalar
-from jaxinit._src.orthogonal import orthogonal
+from jaxinit._src.core.base import check_int, check_scalar
+from jaxinit._src.diagnose import probe
+from jaxinit._src.schemes.orthogonal import orthogonal
 
 
 @dataclasses.dataclass(frozen=True)

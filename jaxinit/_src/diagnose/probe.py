@@ -32,7 +32,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxinit._src.paths import path_str
+from jaxinit._src.compose.paths import path_str
 
 _LOCAL = threading.local()
 

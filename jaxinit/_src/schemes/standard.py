@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxinit._src import sampling
-from jaxinit._src.base import (
+from jaxinit._src.core import sampling
+from jaxinit._src.core.base import (
     Axes,
     InitializerBase,
     Shape,
@@ -21,7 +21,7 @@ from jaxinit._src.base import (
     check_scalar,
     normalize_axes,
 )
-from jaxinit._src.fans import compute_fans
+from jaxinit._src.core.fans import compute_fans
 
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution = Literal["truncated_normal", "normal", "uniform"]

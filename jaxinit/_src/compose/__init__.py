@@ -1,0 +1,1 @@
+"""Composing initializers and applying them to parameter trees by path."""

@@ -1,0 +1,1 @@
+"""The foundations: the initializer protocol, sampling in every dtype, fans, gains, descriptions."""

@@ -1,0 +1,1 @@
+"""Measuring a model at initialization: probes, signal propagation, LSUV, mean-field theory."""

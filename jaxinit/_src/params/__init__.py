@@ -1,0 +1,1 @@
+"""Width and depth parametrizations (muP, spectral, depth rules) and framework recipes."""

@@ -1,0 +1,1 @@
+"""The initialization schemes: classic, orthogonal, LoRA, SSM and PyTorch's."""
