@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import itertools
 import json
 import re
@@ -47,8 +46,14 @@ from jaxinit._src.compare import SCHEMES
 from jaxinit._src.compare.stats import verdict as _verdict
 from jaxinit._src.compose.tree import reinit
 from jaxinit._src.core.base import Initializer, check_key
+from jaxinit._src.core.optim import optax_update
 from jaxinit._src.diagnose import probe
-from jaxinit._src.diagnose.at_init import _build, _default_loss, _first_line
+from jaxinit._src.diagnose.at_init import (
+    _build,
+    _default_loss,
+    _first_line,
+    check_batch_function,
+)
 from jaxinit._src.schemes.standard import zeros
 
 METRICS = {"test_accuracy": True, "train_loss": False, "test_loss": False}  # higher is better?
@@ -384,12 +389,7 @@ def _check_data(
             "batch function or an iterable of batches"
         )
     if callable(data):
-        try:
-            inspect.signature(data).bind(key, 0)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"compare_model: data={data!r} is callable but not batch(key, step) -> batch"
-            ) from None
+        check_batch_function("compare_model", data, key)
         try:
             shapes = jax.eval_shape(data, key, jnp.zeros((), jnp.int32))
         except Exception as e:  # the user's function
@@ -459,9 +459,7 @@ def _programs(
         def step(carry: Any, i: jax.Array) -> tuple[Any, jax.Array]:
             p, s = carry
             value, grads = jax.value_and_grad(objective)(p, data.batch(i, data_key))
-            # optax mixes Python floats and int32 step counts (Adam's bias correction).
-            with jax.numpy_dtype_promotion("standard"):
-                updates, s2 = optimizer.update(grads, s, p)
+            updates, s2 = optax_update(optimizer, grads, s, p)
             new = (optax.apply_updates(p, updates), s2)
             if steps % length:  # the last chunk runs past `steps`: those steps are no-ops
                 new = jax.tree.map(lambda a, b: jnp.where(i < steps, a, b), new, (p, s))

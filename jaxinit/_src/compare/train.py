@@ -22,6 +22,7 @@ from jaxinit._src.compare.data import Digits, load_digits, load_text
 from jaxinit._src.compare.models import make_model
 from jaxinit._src.compare.results import SchemeRuns, diverged_at
 from jaxinit._src.compare.schemes import Scheme
+from jaxinit._src.core.optim import optax_update
 from jaxinit._src.schemes.standard import he_normal
 
 
@@ -69,10 +70,7 @@ def make_trainer(config: CompareConfig, model: Any, data: Digits) -> Callable[..
             idx = jax.random.permutation(key, n)[:batch] if batch < n else jnp.arange(n)
             loss, grads = jax.value_and_grad(lambda p: _loss(model, p, x_train[idx],
                                                              y_train[idx]))(params)
-            # optax mixes Python floats with its int32 step count (Adam's bias correction),
-            # which strict dtype promotion rejects: allow standard promotion inside optax.
-            with jax.numpy_dtype_promotion("standard"):
-                updates, opt_state = opt.update(grads, opt_state, params)
+            updates, opt_state = optax_update(opt, grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), keys)

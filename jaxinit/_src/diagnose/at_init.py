@@ -17,6 +17,7 @@ import numpy as np
 from jaxinit._src.compose.paths import is_float_array
 from jaxinit._src.core.base import check_int, check_scalar
 from jaxinit._src.core.fans import compute_fans
+from jaxinit._src.core.optim import optax_update
 from jaxinit._src.diagnose import probe
 from jaxinit._src.diagnose.diagnostics import (
     JacobianSpectrum,
@@ -349,12 +350,7 @@ def _first_batch(name: str, data: Any, batch_size: int, key: jax.Array) -> Any:
     if hasattr(data, "shape"):
         return jnp.asarray(data)[:batch_size]
     if callable(data):
-        try:
-            inspect.signature(data).bind(key, 0)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{name}: data={data!r} is callable but not batch(key, step) -> batch"
-            ) from None
+        check_batch_function(name, data, key)
         return data(key, 0)
     if isinstance(data, Iterable) and not isinstance(data, str | bytes | Mapping):
         for batch in data:
@@ -434,6 +430,16 @@ def _build(
         "module or factory make(rngs), an Equinox module, or a function apply(params, x) "
         "with params="
     )
+
+
+def check_batch_function(name: str, data: Any, key: jax.Array) -> None:
+    """``data`` can be called as ``batch(key, step)``, or a TypeError naming `name`."""
+    try:
+        inspect.signature(data).bind(key, 0)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name}: data={data!r} is callable but not batch(key, step) -> batch"
+        ) from None
 
 
 def _first_line(e: BaseException) -> str:
@@ -694,10 +700,7 @@ def diagnose(
 
             (value, (sites, y)), (g_params, g_sites) = jax.value_and_grad(
                 obj, argnums=(0, 1), has_aux=True)(trainable, zeros)
-            # optax's Adam raises a Python float to an int32 step count, which strict dtype
-            # promotion rejects: allow standard promotion inside the optimizer only.
-            with jax.numpy_dtype_promotion("standard"):
-                updates, _ = opt.update(g_params, opt.init(trainable), trainable)
+            updates, _ = optax_update(opt, g_params, opt.init(trainable), trainable)
             acts = {}
             measured.clear()
             for j, n in enumerate(names):

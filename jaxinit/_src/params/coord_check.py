@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinit._src.core.optim import optax_update
+
 
 def _check_widths(name: str, widths: Any) -> tuple[int, ...]:
     try:
@@ -102,10 +104,7 @@ def mup_coord_check(
             params, state = carry
             (_, acts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, data)
             scales = jnp.stack([jnp.abs(jnp.asarray(a, jnp.float32)).mean() for a in acts])
-            # optax mixes Python floats with its int32 step count, which strict dtype
-            # promotion (a user's or a test suite's setting) rejects.
-            with jax.numpy_dtype_promotion("standard"):
-                updates, state = tx.update(grads, state, params)
+            updates, state = optax_update(tx, grads, state, params)
             return (optax.apply_updates(params, updates), state), scales
 
         def run(params: Any, step: Any = step, tx: Any = tx) -> Any:
