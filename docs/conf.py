@@ -54,12 +54,6 @@ source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-n
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 nb_execution_mode = "cache"
-# 06_mup's learning-rate sweep across widths is half of all the notebooks' execution time
-# (measured: 319 of 650 s of a cold build), so the site shows it with its code only and
-# the test suite runs it; JAXINIT_DOCS_EXECUTE_ALL=1 executes it here too.
-nb_execution_excludepatterns = (
-    [] if os.environ.get("JAXINIT_DOCS_EXECUTE_ALL") == "1" else ["notebooks/06_mup.ipynb"]
-)
 nb_execution_cache_path = str(BUILD / "jupyter_cache")
 nb_execution_timeout = 900            # a hang guard: the slowest notebook takes about a minute
 nb_execution_raise_on_error = True    # a failing cell fails the build
