@@ -38,6 +38,27 @@ class RMSNorm(nnx.Module):
         return scale.astype(x.dtype) * normed.astype(x.dtype)
 
 
+class LayerNorm(nnx.Module):
+    """:math:`y = (x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon} \\cdot g + b` over the last axis
+    (https://arxiv.org/abs/1607.06450), computed in float32 and cast back to x's dtype,
+    as PyTorch's ``LayerNorm`` does for bfloat16 inputs."""
+
+    def __init__(self, dim: int, eps: float):
+        self.scale = nnx.Param(jnp.ones((dim,)))
+        self.bias = nnx.Param(jnp.zeros((dim,)))
+        self.eps = eps
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        xf = x.astype(jnp.float32)
+        mean = jnp.mean(xf, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(xf - mean), axis=-1, keepdims=True)
+        y = (xf - mean) * jax.lax.rsqrt(var + self.eps)
+        shape = (1,) * (x.ndim - 1) + (-1,)
+        g = self.scale[...].astype(jnp.float32).reshape(shape)
+        b = self.bias[...].astype(jnp.float32).reshape(shape)
+        return (y * g + b).astype(x.dtype)
+
+
 def rope(x: jax.Array, theta: float, interleaved: bool = False) -> jax.Array:
     """Rotary embedding of x (B, H, T, D) by angle :math:`t \\cdot \\theta^{-2i/D}` for pair i
     (https://arxiv.org/abs/2104.09864). Rotate-half layout (HF's): feature i pairs with
@@ -222,6 +243,18 @@ class LlamaForCausalLM(nnx.Module):
         return self.model.embed_tokens.attend(h) if self.tied else self.lm_head(h)
 
 
+def cast_params(model: nnx.Module, dtype: jnp.dtype) -> nnx.Module:
+    """`model` (in place) with every ``nnx.Param`` cast to `dtype` and every Flax layer
+    (``nnx.Linear``, ``Embed``, ``Conv``) computing in `dtype`, so ``load_pretrained`` casts a
+    float32 checkpoint to match."""
+    for _, module in nnx.iter_modules(model):
+        if isinstance(module, nnx.Linear | nnx.Embed | nnx.Conv):
+            module.dtype, module.param_dtype = dtype, dtype
+    state = nnx.state(model, nnx.Param)
+    nnx.update(model, jax.tree.map(lambda x: x.astype(dtype), state))
+    return model
+
+
 class GPT2Attention(nnx.Module):
     """Causal multi-head attention with q/k/v as separate (E, E) kernels (HF fuses them)."""
 
@@ -239,9 +272,7 @@ class GPT2Attention(nnx.Module):
             return y.reshape(b, t, self.heads, self.d).transpose(0, 2, 1, 3)
 
         q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
-        scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(self.d)
-        scores = jnp.where(jnp.tril(jnp.ones((t, t), bool))[None, None], scores, -jnp.inf)
-        out = jax.nn.softmax(scores, axis=-1) @ v
+        out = attend(q, k, v, causal=True)
         return self.c_proj(out.transpose(0, 2, 1, 3).reshape(b, t, -1))
 
 
@@ -258,9 +289,9 @@ class GPT2MLP(nnx.Module):
 
 class GPT2Block(nnx.Module):
     def __init__(self, c: dict, rngs: nnx.Rngs):
-        self.ln_1 = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.ln_1 = LayerNorm(c["hidden"], c["eps"])
         self.attn = GPT2Attention(c["hidden"], c["heads"], rngs)
-        self.ln_2 = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.ln_2 = LayerNorm(c["hidden"], c["eps"])
         self.mlp = GPT2MLP(c["hidden"], 4 * c["hidden"], rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -273,7 +304,7 @@ class GPT2Model(nnx.Module):
         self.wte = nnx.Embed(c["vocab"], c["hidden"], rngs=rngs)
         self.wpe = nnx.Embed(c["positions"], c["hidden"], rngs=rngs)
         self.h = nnx.List([GPT2Block(c, rngs) for _ in range(c["layers"])])
-        self.ln_f = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.ln_f = LayerNorm(c["hidden"], c["eps"])
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         x = self.wte(tokens) + self.wpe(jnp.arange(tokens.shape[1]))[None]
@@ -318,7 +349,7 @@ class DenseNorm(nnx.Module):
     def __init__(self, n_in: int, n_out: int, eps: float | None, rngs: nnx.Rngs):
         self.dense = nnx.Linear(n_in, n_out, rngs=rngs)
         if eps is not None:
-            self.LayerNorm = nnx.LayerNorm(n_out, epsilon=eps, rngs=rngs)
+            self.LayerNorm = LayerNorm(n_out, eps)
 
     def __call__(self, x: jax.Array, residual: jax.Array | None = None) -> jax.Array:
         y = self.dense(x)
@@ -368,7 +399,7 @@ class BertEmbeddings(nnx.Module):
         self.word_embeddings = nnx.Embed(c["vocab"], c["hidden"], rngs=rngs)
         self.position_embeddings = nnx.Embed(c["positions"], c["hidden"], rngs=rngs)
         self.token_type_embeddings = nnx.Embed(2, c["hidden"], rngs=rngs)
-        self.LayerNorm = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.LayerNorm = LayerNorm(c["hidden"], c["eps"])
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         t = tokens.shape[1]
@@ -391,7 +422,7 @@ class BertModel(nnx.Module):
 class MLMTransform(nnx.Module):
     def __init__(self, c: dict, rngs: nnx.Rngs):
         self.dense = nnx.Linear(c["hidden"], c["hidden"], rngs=rngs)
-        self.LayerNorm = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.LayerNorm = LayerNorm(c["hidden"], c["eps"])
 
 
 class MLMPredictions(nnx.Module):
@@ -425,9 +456,9 @@ class ViTLayer(nnx.Module):
     :math:`y = h + W_2\\,\\mathrm{gelu}(W_1 \\mathrm{LN}(h))` (https://arxiv.org/abs/2010.11929)."""
 
     def __init__(self, c: dict, rngs: nnx.Rngs):
-        self.layernorm_before = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.layernorm_before = LayerNorm(c["hidden"], c["eps"])
         self.attention = EncoderAttention(c, "attention", rngs)
-        self.layernorm_after = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.layernorm_after = LayerNorm(c["hidden"], c["eps"])
         self.intermediate = DenseNorm(c["hidden"], c["inter"], None, rngs)
         self.output = DenseNorm(c["inter"], c["hidden"], None, rngs)
 
@@ -466,7 +497,7 @@ class ViTModel(nnx.Module):
     def __init__(self, c: dict, rngs: nnx.Rngs):
         self.embeddings = ViTEmbeddings(c, rngs)
         self.encoder = Layers([ViTLayer(c, rngs) for _ in range(c["layers"])])
-        self.layernorm = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.layernorm = LayerNorm(c["hidden"], c["eps"])
 
     def __call__(self, images: jax.Array) -> jax.Array:
         return self.layernorm(self.encoder(self.embeddings(images)))
