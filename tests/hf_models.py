@@ -6,8 +6,11 @@ the rotate-half layout, grouped-query attention, a SwiGLU MLP and a causal mask.
 config dict ``c`` switches on the relatives: Qwen2's q/k/v biases (``qkv_bias``),
 Qwen3's per-head q/k RMSNorm (``qk_norm``), an explicit ``head_dim``, Gemma's
 :math:`(1 + w)` norms, GELU-tanh MLP and :math:`\sqrt{E}`-scaled embedding (``gemma``),
-Mixtral's top-k mixture of experts (``experts``, ``top_k``), interleaved RoPE
-(``rope="interleaved"``), and a ``dtype`` for the activations. Norms and softmax run in
+Mixtral's top-k mixture of experts (``experts``, ``top_k``), Gemma 2's extras
+(``gemma2``, https://arxiv.org/abs/2408.00118: norms after attention and around the MLP,
+tanh soft-capping of the attention scores and final logits, a query scale set by
+``query_pre_attn_scalar``, sliding-window attention on the ``layer_types`` that say so),
+interleaved RoPE (``rope="interleaved"``), and a ``dtype`` for the activations. Norms and softmax run in
 float32 and cast back, as the PyTorch models do.
 """
 
@@ -77,12 +80,25 @@ def rope(x: jax.Array, theta: float, interleaved: bool = False) -> jax.Array:
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
 
 
-def attend(q: jax.Array, k: jax.Array, v: jax.Array, causal: bool) -> jax.Array:
-    """softmax(q k^T / sqrt(D)) v over (B, H, T, D), the softmax in float32."""
-    scores = (q @ k.transpose(0, 1, 3, 2)).astype(jnp.float32) / math.sqrt(q.shape[-1])
+def softcap(x: jax.Array, cap: float | None) -> jax.Array:
+    """Gemma 2's soft-capping :math:`c \\tanh(x / c)`: smooth, odd, bounded by c (identity
+    for ``cap=None``)."""
+    return x if cap is None else cap * jnp.tanh(x / cap)
+
+
+def attend(q: jax.Array, k: jax.Array, v: jax.Array, causal: bool, *,
+           scale: float | None = None, cap: float | None = None,
+           window: int | None = None) -> jax.Array:
+    """softmax(softcap(s q k^T)) v over (B, H, T, D), :math:`s = 1/\\sqrt{D}` unless given,
+    the softmax in float32; with `window`, query i sees keys j with :math:`0 \\le i - j <`
+    `window` (sliding-window attention, https://arxiv.org/abs/2004.05150)."""
+    s = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = softcap((q @ k.transpose(0, 1, 3, 2)).astype(jnp.float32) * s, cap)
     if causal:
         t = q.shape[-2]
-        scores = jnp.where(jnp.tril(jnp.ones((t, t), bool))[None, None], scores, -jnp.inf)
+        i, j = jnp.arange(t)[:, None], jnp.arange(t)[None, :]
+        keep = (j <= i) if window is None else (j <= i) & (i - j < window)
+        scores = jnp.where(keep[None, None], scores, -jnp.inf)
     return jax.nn.softmax(scores, axis=-1).astype(v.dtype) @ v
 
 
@@ -92,7 +108,7 @@ def _linear(n_in: int, n_out: int, bias: bool, c: dict, rngs: nnx.Rngs) -> nnx.L
 
 
 class Attention(nnx.Module):
-    def __init__(self, c: dict, rngs: nnx.Rngs):
+    def __init__(self, c: dict, rngs: nnx.Rngs, window: int | None = None):
         hidden, self.heads, self.kv_heads = c["hidden"], c["heads"], c["kv_heads"]
         self.d = c.get("head_dim", hidden // self.heads)
         self.theta, self.interleaved = c["theta"], c.get("rope", "half") == "interleaved"
@@ -103,6 +119,10 @@ class Attention(nnx.Module):
         self.v_proj = _linear(hidden, self.kv_heads * self.d, qkv_bias, c, rngs)
         self.o_proj = _linear(self.heads * self.d, hidden, bias, c, rngs)
         self.qk_norm = c.get("qk_norm", False)
+        # Gemma 2: scores scaled by query_pre_attn_scalar^-1/2 and soft-capped.
+        pre = c.get("query_pre_attn_scalar")
+        self.scale = None if pre is None else pre ** -0.5
+        self.cap, self.window = c.get("attn_softcap"), window
         if self.qk_norm:  # Qwen3: RMSNorm over each head's features, before RoPE
             self.q_norm = RMSNorm(self.d, c["eps"])
             self.k_norm = RMSNorm(self.d, c["eps"])
@@ -120,7 +140,7 @@ class Attention(nnx.Module):
         v = split(self.v_proj(x), self.kv_heads)
         group = self.heads // self.kv_heads  # each kv head serves `group` query heads
         k, v = jnp.repeat(k, group, axis=1), jnp.repeat(v, group, axis=1)
-        out = attend(q, k, v, causal=True)
+        out = attend(q, k, v, causal=True, scale=self.scale, cap=self.cap, window=self.window)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(b, t, -1))
 
 
@@ -176,11 +196,20 @@ class SparseMoE(nnx.Module):
 
 
 class Block(nnx.Module):
-    def __init__(self, c: dict, rngs: nnx.Rngs):
-        gemma = c.get("gemma", False)
+    """Pre-norm: :math:`h = x + \\mathrm{Attn}(N_1 x)`, :math:`y = h + \\mathrm{MLP}(N_2 h)`.
+    Gemma 2 (``gemma2``) also normalizes each branch's output:
+    :math:`h = x + N_2\\,\\mathrm{Attn}(N_1 x)`, :math:`y = h + N_4\\,\\mathrm{MLP}(N_3 h)`
+    (``post_attention_layernorm``, ``pre_feedforward_layernorm``,
+    ``post_feedforward_layernorm``)."""
+
+    def __init__(self, c: dict, rngs: nnx.Rngs, window: int | None = None):
+        gemma, self.gemma2 = c.get("gemma", False), c.get("gemma2", False)
         self.input_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
-        self.self_attn = Attention(c, rngs)
+        self.self_attn = Attention(c, rngs, window)
         self.post_attention_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
+        if self.gemma2:
+            self.pre_feedforward_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
+            self.post_feedforward_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
         self.moe = "experts" in c
         if self.moe:
             self.block_sparse_moe = SparseMoE(c, rngs)
@@ -188,6 +217,10 @@ class Block(nnx.Module):
             self.mlp = MLP(c, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.gemma2:
+            x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x)))
+            return x + self.post_feedforward_layernorm(
+                self.mlp(self.pre_feedforward_layernorm(x)))
         x = x + self.self_attn(self.input_layernorm(x))
         h = self.post_attention_layernorm(x)
         return x + (self.block_sparse_moe(h) if self.moe else self.mlp(h))
@@ -209,8 +242,11 @@ class LlamaModel(nnx.Module):
                 return Block(c, rngs)
 
             self.layers = make(rngs)
-        else:
-            self.layers = nnx.List([Block(c, rngs) for _ in range(c["layers"])])
+        else:  # Gemma 2: layer_types[i] == "sliding_attention" attends within a window
+            kinds = c.get("layer_types", ["full_attention"] * c["layers"])
+            self.layers = nnx.List([
+                Block(c, rngs, c["window"] if kind == "sliding_attention" else None)
+                for kind in kinds])
         self.norm = RMSNorm(c["hidden"], c["eps"], self.gemma)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -230,17 +266,19 @@ class LlamaModel(nnx.Module):
 
 
 class LlamaForCausalLM(nnx.Module):
-    """Logits (B, T, vocab); with ``tied=True`` the output reuses the embedding table."""
+    """Logits (B, T, vocab); with ``tied=True`` the output reuses the embedding table;
+    Gemma 2 soft-caps them, :math:`c \\tanh(z / c)` with ``final_softcap`` c."""
 
     def __init__(self, c: dict, *, tied: bool = False, scan: bool = False, rngs: nnx.Rngs):
         self.model = LlamaModel(c, rngs, scan)
-        self.tied = tied
+        self.tied, self.cap = tied, c.get("final_softcap")  # Gemma 2 soft-caps the logits
         if not tied:
             self.lm_head = _linear(c["hidden"], c["vocab"], False, c, rngs)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         h = self.model(tokens)
-        return self.model.embed_tokens.attend(h) if self.tied else self.lm_head(h)
+        logits = self.model.embed_tokens.attend(h) if self.tied else self.lm_head(h)
+        return softcap(logits, self.cap)
 
 
 def cast_params(model: nnx.Module, dtype: jnp.dtype) -> nnx.Module:
