@@ -10,8 +10,8 @@ Mixtral's top-k mixture of experts (``experts``, ``top_k``), Gemma 2's extras
 (``gemma2``, https://arxiv.org/abs/2408.00118: norms after attention and around the MLP,
 tanh soft-capping of the attention scores and final logits, a query scale set by
 ``query_pre_attn_scalar``, sliding-window attention on the ``layer_types`` that say so),
-interleaved RoPE (``rope="interleaved"``), and a ``dtype`` for the activations. Norms and softmax run in
-float32 and cast back, as the PyTorch models do.
+interleaved RoPE (``rope="interleaved"``), and a ``dtype`` for the activations. Norms and
+softmax run in float32 and cast back, as the PyTorch models do.
 """
 
 from __future__ import annotations

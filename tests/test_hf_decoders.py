@@ -1,5 +1,5 @@
-"""Parity: tiny random transformers Qwen2, Qwen3, Gemma, Gemma 2 and Mixtral models, saved as sharded HF
-directories, loaded into the reference nnx decoder (tests/hf_models.py) through
+"""Parity: tiny random transformers Qwen2, Qwen3, Gemma, Gemma 2 and Mixtral models, saved
+as sharded HF directories, loaded into the reference nnx decoder (tests/hf_models.py) through
 ``jaxinit.hf.rules``, give the same logits in float32, and within a measured bound in
 bfloat16."""
 

@@ -179,11 +179,12 @@ def rules(
     (likewise ``post_``), also offsets. The rules only map names: the target computes
     Gemma 2's forward, :math:`h = x + N_{post\,attn}(\mathrm{Attn}(N_{in} x))`,
     :math:`y = h + N_{post\,ff}(\mathrm{MLP}(N_{pre\,ff} h))`, attention scores scaled by
-    ``query_pre_attn_scalar``:math:`^{-1/2}` and soft-capped
+    :math:`a^{-1/2}` (:math:`a` = ``query_pre_attn_scalar``) and soft-capped
     :math:`c \tanh(s / c)` (``attn_logit_softcapping``), the logits soft-capped by
     ``final_logit_softcapping``, and sliding-window attention on the layers whose
     ``layer_types`` entry is ``"sliding_attention"``. Gemma 3 (its q/k norms, per-layer
-    RoPE bases, multimodal checkpoints) is not supported. ``family="mixtral"`` replaces the MLP with a sparse mixture of experts:
+    RoPE bases, multimodal checkpoints) is not supported. ``family="mixtral"`` replaces
+    the MLP with a sparse mixture of experts:
     ``block_sparse_moe.gate.weight`` -> ``.../block_sparse_moe/gate/kernel`` (E, experts)
     and each expert's ``block_sparse_moe.experts.X.w1.weight`` (likewise ``w2``, ``w3``)
     is transposed and stacked into one leaf ``.../block_sparse_moe/experts/w1`` of shape
