@@ -6,9 +6,12 @@ the rotate-half layout, grouped-query attention, a SwiGLU MLP and a causal mask.
 config dict ``c`` switches on the relatives: Qwen2's q/k/v biases (``qkv_bias``),
 Qwen3's per-head q/k RMSNorm (``qk_norm``), an explicit ``head_dim``, Gemma's
 :math:`(1 + w)` norms, GELU-tanh MLP and :math:`\sqrt{E}`-scaled embedding (``gemma``),
-Mixtral's top-k mixture of experts (``experts``, ``top_k``), interleaved RoPE
-(``rope="interleaved"``), and a ``dtype`` for the activations. Norms and softmax run in
-float32 and cast back, as the PyTorch models do.
+Mixtral's top-k mixture of experts (``experts``, ``top_k``), Gemma 2's extras
+(``gemma2``, https://arxiv.org/abs/2408.00118: norms after attention and around the MLP,
+tanh soft-capping of the attention scores and final logits, a query scale set by
+``query_pre_attn_scalar``, sliding-window attention on the ``layer_types`` that say so),
+interleaved RoPE (``rope="interleaved"``), and a ``dtype`` for the activations. Norms and
+softmax run in float32 and cast back, as the PyTorch models do.
 """
 
 from __future__ import annotations
@@ -38,6 +41,27 @@ class RMSNorm(nnx.Module):
         return scale.astype(x.dtype) * normed.astype(x.dtype)
 
 
+class LayerNorm(nnx.Module):
+    """:math:`y = (x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon} \\cdot g + b` over the last axis
+    (https://arxiv.org/abs/1607.06450), computed in float32 and cast back to x's dtype,
+    as PyTorch's ``LayerNorm`` does for bfloat16 inputs."""
+
+    def __init__(self, dim: int, eps: float):
+        self.scale = nnx.Param(jnp.ones((dim,)))
+        self.bias = nnx.Param(jnp.zeros((dim,)))
+        self.eps = eps
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        xf = x.astype(jnp.float32)
+        mean = jnp.mean(xf, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(xf - mean), axis=-1, keepdims=True)
+        y = (xf - mean) * jax.lax.rsqrt(var + self.eps)
+        shape = (1,) * (x.ndim - 1) + (-1,)
+        g = self.scale[...].astype(jnp.float32).reshape(shape)
+        b = self.bias[...].astype(jnp.float32).reshape(shape)
+        return (y * g + b).astype(x.dtype)
+
+
 def rope(x: jax.Array, theta: float, interleaved: bool = False) -> jax.Array:
     """Rotary embedding of x (B, H, T, D) by angle :math:`t \\cdot \\theta^{-2i/D}` for pair i
     (https://arxiv.org/abs/2104.09864). Rotate-half layout (HF's): feature i pairs with
@@ -56,12 +80,25 @@ def rope(x: jax.Array, theta: float, interleaved: bool = False) -> jax.Array:
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
 
 
-def attend(q: jax.Array, k: jax.Array, v: jax.Array, causal: bool) -> jax.Array:
-    """softmax(q k^T / sqrt(D)) v over (B, H, T, D), the softmax in float32."""
-    scores = (q @ k.transpose(0, 1, 3, 2)).astype(jnp.float32) / math.sqrt(q.shape[-1])
+def softcap(x: jax.Array, cap: float | None) -> jax.Array:
+    """Gemma 2's soft-capping :math:`c \\tanh(x / c)`: smooth, odd, bounded by c (identity
+    for ``cap=None``)."""
+    return x if cap is None else cap * jnp.tanh(x / cap)
+
+
+def attend(q: jax.Array, k: jax.Array, v: jax.Array, causal: bool, *,
+           scale: float | None = None, cap: float | None = None,
+           window: int | None = None) -> jax.Array:
+    """softmax(softcap(s q k^T)) v over (B, H, T, D), :math:`s = 1/\\sqrt{D}` unless given,
+    the softmax in float32; with `window`, query i sees keys j with :math:`0 \\le i - j <`
+    `window` (sliding-window attention, https://arxiv.org/abs/2004.05150)."""
+    s = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = softcap((q @ k.transpose(0, 1, 3, 2)).astype(jnp.float32) * s, cap)
     if causal:
         t = q.shape[-2]
-        scores = jnp.where(jnp.tril(jnp.ones((t, t), bool))[None, None], scores, -jnp.inf)
+        i, j = jnp.arange(t)[:, None], jnp.arange(t)[None, :]
+        keep = (j <= i) if window is None else (j <= i) & (i - j < window)
+        scores = jnp.where(keep[None, None], scores, -jnp.inf)
     return jax.nn.softmax(scores, axis=-1).astype(v.dtype) @ v
 
 
@@ -71,7 +108,7 @@ def _linear(n_in: int, n_out: int, bias: bool, c: dict, rngs: nnx.Rngs) -> nnx.L
 
 
 class Attention(nnx.Module):
-    def __init__(self, c: dict, rngs: nnx.Rngs):
+    def __init__(self, c: dict, rngs: nnx.Rngs, window: int | None = None):
         hidden, self.heads, self.kv_heads = c["hidden"], c["heads"], c["kv_heads"]
         self.d = c.get("head_dim", hidden // self.heads)
         self.theta, self.interleaved = c["theta"], c.get("rope", "half") == "interleaved"
@@ -82,6 +119,10 @@ class Attention(nnx.Module):
         self.v_proj = _linear(hidden, self.kv_heads * self.d, qkv_bias, c, rngs)
         self.o_proj = _linear(self.heads * self.d, hidden, bias, c, rngs)
         self.qk_norm = c.get("qk_norm", False)
+        # Gemma 2: scores scaled by query_pre_attn_scalar^-1/2 and soft-capped.
+        pre = c.get("query_pre_attn_scalar")
+        self.scale = None if pre is None else pre ** -0.5
+        self.cap, self.window = c.get("attn_softcap"), window
         if self.qk_norm:  # Qwen3: RMSNorm over each head's features, before RoPE
             self.q_norm = RMSNorm(self.d, c["eps"])
             self.k_norm = RMSNorm(self.d, c["eps"])
@@ -99,7 +140,7 @@ class Attention(nnx.Module):
         v = split(self.v_proj(x), self.kv_heads)
         group = self.heads // self.kv_heads  # each kv head serves `group` query heads
         k, v = jnp.repeat(k, group, axis=1), jnp.repeat(v, group, axis=1)
-        out = attend(q, k, v, causal=True)
+        out = attend(q, k, v, causal=True, scale=self.scale, cap=self.cap, window=self.window)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(b, t, -1))
 
 
@@ -155,11 +196,20 @@ class SparseMoE(nnx.Module):
 
 
 class Block(nnx.Module):
-    def __init__(self, c: dict, rngs: nnx.Rngs):
-        gemma = c.get("gemma", False)
+    """Pre-norm: :math:`h = x + \\mathrm{Attn}(N_1 x)`, :math:`y = h + \\mathrm{MLP}(N_2 h)`.
+    Gemma 2 (``gemma2``) also normalizes each branch's output:
+    :math:`h = x + N_2\\,\\mathrm{Attn}(N_1 x)`, :math:`y = h + N_4\\,\\mathrm{MLP}(N_3 h)`
+    (``post_attention_layernorm``, ``pre_feedforward_layernorm``,
+    ``post_feedforward_layernorm``)."""
+
+    def __init__(self, c: dict, rngs: nnx.Rngs, window: int | None = None):
+        gemma, self.gemma2 = c.get("gemma", False), c.get("gemma2", False)
         self.input_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
-        self.self_attn = Attention(c, rngs)
+        self.self_attn = Attention(c, rngs, window)
         self.post_attention_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
+        if self.gemma2:
+            self.pre_feedforward_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
+            self.post_feedforward_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
         self.moe = "experts" in c
         if self.moe:
             self.block_sparse_moe = SparseMoE(c, rngs)
@@ -167,6 +217,10 @@ class Block(nnx.Module):
             self.mlp = MLP(c, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.gemma2:
+            x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x)))
+            return x + self.post_feedforward_layernorm(
+                self.mlp(self.pre_feedforward_layernorm(x)))
         x = x + self.self_attn(self.input_layernorm(x))
         h = self.post_attention_layernorm(x)
         return x + (self.block_sparse_moe(h) if self.moe else self.mlp(h))
@@ -188,8 +242,11 @@ class LlamaModel(nnx.Module):
                 return Block(c, rngs)
 
             self.layers = make(rngs)
-        else:
-            self.layers = nnx.List([Block(c, rngs) for _ in range(c["layers"])])
+        else:  # Gemma 2: layer_types[i] == "sliding_attention" attends within a window
+            kinds = c.get("layer_types", ["full_attention"] * c["layers"])
+            self.layers = nnx.List([
+                Block(c, rngs, c["window"] if kind == "sliding_attention" else None)
+                for kind in kinds])
         self.norm = RMSNorm(c["hidden"], c["eps"], self.gemma)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -209,17 +266,31 @@ class LlamaModel(nnx.Module):
 
 
 class LlamaForCausalLM(nnx.Module):
-    """Logits (B, T, vocab); with ``tied=True`` the output reuses the embedding table."""
+    """Logits (B, T, vocab); with ``tied=True`` the output reuses the embedding table;
+    Gemma 2 soft-caps them, :math:`c \\tanh(z / c)` with ``final_softcap`` c."""
 
     def __init__(self, c: dict, *, tied: bool = False, scan: bool = False, rngs: nnx.Rngs):
         self.model = LlamaModel(c, rngs, scan)
-        self.tied = tied
+        self.tied, self.cap = tied, c.get("final_softcap")  # Gemma 2 soft-caps the logits
         if not tied:
             self.lm_head = _linear(c["hidden"], c["vocab"], False, c, rngs)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         h = self.model(tokens)
-        return self.model.embed_tokens.attend(h) if self.tied else self.lm_head(h)
+        logits = self.model.embed_tokens.attend(h) if self.tied else self.lm_head(h)
+        return softcap(logits, self.cap)
+
+
+def cast_params(model: nnx.Module, dtype: jnp.dtype) -> nnx.Module:
+    """`model` (in place) with every ``nnx.Param`` cast to `dtype` and every Flax layer
+    (``nnx.Linear``, ``Embed``, ``Conv``) computing in `dtype`, so ``load_pretrained`` casts a
+    float32 checkpoint to match."""
+    for _, module in nnx.iter_modules(model):
+        if isinstance(module, nnx.Linear | nnx.Embed | nnx.Conv):
+            module.dtype, module.param_dtype = dtype, dtype
+    state = nnx.state(model, nnx.Param)
+    nnx.update(model, jax.tree.map(lambda x: x.astype(dtype), state))
+    return model
 
 
 class GPT2Attention(nnx.Module):
@@ -239,9 +310,7 @@ class GPT2Attention(nnx.Module):
             return y.reshape(b, t, self.heads, self.d).transpose(0, 2, 1, 3)
 
         q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
-        scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(self.d)
-        scores = jnp.where(jnp.tril(jnp.ones((t, t), bool))[None, None], scores, -jnp.inf)
-        out = jax.nn.softmax(scores, axis=-1) @ v
+        out = attend(q, k, v, causal=True)
         return self.c_proj(out.transpose(0, 2, 1, 3).reshape(b, t, -1))
 
 
@@ -258,9 +327,9 @@ class GPT2MLP(nnx.Module):
 
 class GPT2Block(nnx.Module):
     def __init__(self, c: dict, rngs: nnx.Rngs):
-        self.ln_1 = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.ln_1 = LayerNorm(c["hidden"], c["eps"])
         self.attn = GPT2Attention(c["hidden"], c["heads"], rngs)
-        self.ln_2 = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.ln_2 = LayerNorm(c["hidden"], c["eps"])
         self.mlp = GPT2MLP(c["hidden"], 4 * c["hidden"], rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -273,7 +342,7 @@ class GPT2Model(nnx.Module):
         self.wte = nnx.Embed(c["vocab"], c["hidden"], rngs=rngs)
         self.wpe = nnx.Embed(c["positions"], c["hidden"], rngs=rngs)
         self.h = nnx.List([GPT2Block(c, rngs) for _ in range(c["layers"])])
-        self.ln_f = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.ln_f = LayerNorm(c["hidden"], c["eps"])
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         x = self.wte(tokens) + self.wpe(jnp.arange(tokens.shape[1]))[None]
@@ -318,7 +387,7 @@ class DenseNorm(nnx.Module):
     def __init__(self, n_in: int, n_out: int, eps: float | None, rngs: nnx.Rngs):
         self.dense = nnx.Linear(n_in, n_out, rngs=rngs)
         if eps is not None:
-            self.LayerNorm = nnx.LayerNorm(n_out, epsilon=eps, rngs=rngs)
+            self.LayerNorm = LayerNorm(n_out, eps)
 
     def __call__(self, x: jax.Array, residual: jax.Array | None = None) -> jax.Array:
         y = self.dense(x)
@@ -368,7 +437,7 @@ class BertEmbeddings(nnx.Module):
         self.word_embeddings = nnx.Embed(c["vocab"], c["hidden"], rngs=rngs)
         self.position_embeddings = nnx.Embed(c["positions"], c["hidden"], rngs=rngs)
         self.token_type_embeddings = nnx.Embed(2, c["hidden"], rngs=rngs)
-        self.LayerNorm = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.LayerNorm = LayerNorm(c["hidden"], c["eps"])
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         t = tokens.shape[1]
@@ -391,7 +460,7 @@ class BertModel(nnx.Module):
 class MLMTransform(nnx.Module):
     def __init__(self, c: dict, rngs: nnx.Rngs):
         self.dense = nnx.Linear(c["hidden"], c["hidden"], rngs=rngs)
-        self.LayerNorm = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.LayerNorm = LayerNorm(c["hidden"], c["eps"])
 
 
 class MLMPredictions(nnx.Module):
@@ -425,9 +494,9 @@ class ViTLayer(nnx.Module):
     :math:`y = h + W_2\\,\\mathrm{gelu}(W_1 \\mathrm{LN}(h))` (https://arxiv.org/abs/2010.11929)."""
 
     def __init__(self, c: dict, rngs: nnx.Rngs):
-        self.layernorm_before = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.layernorm_before = LayerNorm(c["hidden"], c["eps"])
         self.attention = EncoderAttention(c, "attention", rngs)
-        self.layernorm_after = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.layernorm_after = LayerNorm(c["hidden"], c["eps"])
         self.intermediate = DenseNorm(c["hidden"], c["inter"], None, rngs)
         self.output = DenseNorm(c["inter"], c["hidden"], None, rngs)
 
@@ -466,7 +535,7 @@ class ViTModel(nnx.Module):
     def __init__(self, c: dict, rngs: nnx.Rngs):
         self.embeddings = ViTEmbeddings(c, rngs)
         self.encoder = Layers([ViTLayer(c, rngs) for _ in range(c["layers"])])
-        self.layernorm = nnx.LayerNorm(c["hidden"], epsilon=c["eps"], rngs=rngs)
+        self.layernorm = LayerNorm(c["hidden"], c["eps"])
 
     def __call__(self, images: jax.Array) -> jax.Array:
         return self.layernorm(self.encoder(self.embeddings(images)))

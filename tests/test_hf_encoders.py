@@ -16,12 +16,22 @@ from flax import nnx  # noqa: E402
 
 import jaxinit  # noqa: E402
 from tests.hf_checkpoints import build, save  # noqa: E402
-from tests.hf_models import BertForMaskedLM, BertModel, ViTForImageClassification  # noqa: E402
+from tests.hf_models import (  # noqa: E402
+    BertForMaskedLM,
+    BertModel,
+    ViTForImageClassification,
+    cast_params,
+)
 
 TOKENS = np.array([[1, 5, 9, 63, 0, 17, 42, 8], [3, 3, 7, 11, 60, 2, 31, 19]])
 BERT = dict(vocab=64, hidden=32, layers=2, heads=4, inter=64, positions=16, eps=1e-12)
 VIT = dict(hidden=32, layers=2, heads=4, inter=64, image=16, patch=4, channels=3, labels=5,
            eps=1e-12)
+BF16_TORCH_ERR: dict[str, float] = {}  # transformers' own bfloat16 error, for scale
+# Measured bfloat16 max |diff| against transformers' float32 outputs: BERT MLM logits 0.051
+# (up to 4.6), ViT logits 0.025 (up to 2.8); transformers' own bfloat16 models: 0.066,
+# 0.032 (ratios 0.77, 0.77). The bounds are about twice the measurement.
+BF16_ATOL = {"bert": 0.1, "vit": 0.05}
 IMAGES = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32)  # NHWC
 
 
@@ -35,6 +45,9 @@ def bert_dir(tmp_path_factory):
     with torch.no_grad():
         out = model(torch.tensor(TOKENS), output_hidden_states=True)
     path = save(model, tmp_path_factory.mktemp("bert"), shard="10KB")
+    with torch.no_grad():
+        bf16 = model.to(torch.bfloat16)(torch.tensor(TOKENS)).logits.float().numpy()
+    BF16_TORCH_ERR["bert"] = float(np.abs(bf16 - out.logits.numpy()).max())
     return path, out.logits.numpy(), out.hidden_states[-1].numpy()
 
 
@@ -45,9 +58,14 @@ def vit_dir(tmp_path_factory):
         image_size=16, patch_size=4, num_channels=3, num_labels=5, initializer_range=0.2,
         dtype="float32")
     model = build(lambda: transformers.ViTForImageClassification(cfg))
-    with torch.no_grad():  # PyTorch takes NCHW
-        logits = model(torch.tensor(IMAGES.transpose(0, 3, 1, 2))).logits.numpy()
-    return save(model, tmp_path_factory.mktemp("vit"), shard="10KB"), logits
+    images = torch.tensor(IMAGES.transpose(0, 3, 1, 2))  # PyTorch takes NCHW
+    with torch.no_grad():
+        logits = model(images).logits.numpy()
+    path = save(model, tmp_path_factory.mktemp("vit"), shard="10KB")
+    with torch.no_grad():
+        bf16 = model.to(torch.bfloat16)(images.to(torch.bfloat16)).logits.float().numpy()
+    BF16_TORCH_ERR["vit"] = float(np.abs(bf16 - logits).max())
+    return path, logits
 
 
 @nnx.jit
@@ -91,3 +109,26 @@ def test_vit_classifier_logits_match_transformers(vit_dir):
     got = np.asarray(_apply(model, jnp.asarray(IMAGES)))
     # Measured max abs diff: 7.2e-7 on logits up to 2.8 in magnitude, float32.
     np.testing.assert_allclose(got, logits, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["bert", "vit"])
+def test_bfloat16_outputs_within_the_measured_bound(name, bert_dir, vit_dir):
+    """Loaded in bfloat16 (weights cast by load_pretrained, bfloat16 activations and
+    inputs, float32 LayerNorm statistics and softmax) against transformers' float32
+    outputs."""
+    if name == "bert":
+        path, expected, _ = bert_dir
+        model, x = BertForMaskedLM(BERT, rngs=nnx.Rngs(1)), jnp.asarray(TOKENS)
+    else:
+        path, expected = vit_dir
+        model = ViTForImageClassification(VIT, rngs=nnx.Rngs(1))
+        x = jnp.asarray(IMAGES, jnp.bfloat16)
+    model = cast_params(model, jnp.bfloat16)
+    model, report = jaxinit.load_pretrained(model, path, rules=jaxinit.hf.rules(name, model),
+                                            on_missing="error", on_unexpected="error")
+    assert report.cast  # float32 checkpoint weights cast to bfloat16
+    out = _apply(model, x)
+    assert out.dtype == jnp.bfloat16
+    err = np.abs(np.asarray(out, np.float32) - expected).max()
+    assert err <= BF16_ATOL[name]
+    assert err <= 1.5 * BF16_TORCH_ERR[name]

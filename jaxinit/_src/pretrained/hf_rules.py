@@ -35,6 +35,12 @@ _LLAMA_MLP = (
     ("mlp.up_proj", "bias", "bias", None),
     ("mlp.down_proj", "bias", "bias", None),
 )
+# Gemma 2's norms around the MLP (its post_attention_layernorm normalizes the attention
+# output, with Llama's name).
+_GEMMA2_LAYER = (
+    ("pre_feedforward_layernorm", "weight", "scale", None),
+    ("post_feedforward_layernorm", "weight", "scale", None),
+)
 # Mixtral's sparse MoE block: a router and per-expert SwiGLU weights w1 (gate), w3 (up),
 # w2 (down); experts.E.wN.weight stack into one experts/wN leaf of shape (experts, in, out).
 _MIXTRAL_MOE = (("block_sparse_moe.gate", "weight", "kernel", layout.linear),)
@@ -167,7 +173,18 @@ def rules(
     offset: the target's RMSNorm must compute :math:`x / \mathrm{rms}(x) \cdot (1 + w)`
     with the copied :math:`w`, and its embedding output is scaled by
     :math:`\sqrt{E}` (rounded to the activation dtype); the output is tied to the
-    embedding. ``family="mixtral"`` replaces the MLP with a sparse mixture of experts:
+    embedding. Gemma 2 checkpoints load with ``family="gemma"`` too: their extra
+    ``model.layers.N.pre_feedforward_layernorm.weight`` and
+    ``post_feedforward_layernorm.weight`` -> ``.../pre_feedforward_layernorm/scale``
+    (likewise ``post_``), also offsets. The rules only map names: the target computes
+    Gemma 2's forward, :math:`h = x + N_{post\,attn}(\mathrm{Attn}(N_{in} x))`,
+    :math:`y = h + N_{post\,ff}(\mathrm{MLP}(N_{pre\,ff} h))`, attention scores scaled by
+    :math:`a^{-1/2}` (:math:`a` = ``query_pre_attn_scalar``) and soft-capped
+    :math:`c \tanh(s / c)` (``attn_logit_softcapping``), the logits soft-capped by
+    ``final_logit_softcapping``, and sliding-window attention on the layers whose
+    ``layer_types`` entry is ``"sliding_attention"``. Gemma 3 (its q/k norms, per-layer
+    RoPE bases, multimodal checkpoints) is not supported. ``family="mixtral"`` replaces
+    the MLP with a sparse mixture of experts:
     ``block_sparse_moe.gate.weight`` -> ``.../block_sparse_moe/gate/kernel`` (E, experts)
     and each expert's ``block_sparse_moe.experts.X.w1.weight`` (likewise ``w2``, ``w3``)
     is transposed and stacked into one leaf ``.../block_sparse_moe/experts/w1`` of shape
@@ -243,7 +260,9 @@ def rules(
     References:
       Llama in ``transformers``:
       https://huggingface.co/docs/transformers/model_doc/llama ; Gemma:
-      https://huggingface.co/docs/transformers/model_doc/gemma ; Mixtral:
+      https://huggingface.co/docs/transformers/model_doc/gemma ; Gemma 2:
+      https://huggingface.co/docs/transformers/model_doc/gemma2 ,
+      https://arxiv.org/abs/2408.00118 ; Mixtral:
       https://huggingface.co/docs/transformers/model_doc/mixtral ; BERT:
       https://huggingface.co/docs/transformers/model_doc/bert ; ViT:
       https://huggingface.co/docs/transformers/model_doc/vit
@@ -287,6 +306,8 @@ def _llama(names: _Names, family: str) -> list[Rule]:
                         layout.linear))
     else:
         out += _per_layer(names, r"model\.layers", "model.layers", _LLAMA_MLP)
+    if family == "gemma":
+        out += _per_layer(names, r"model\.layers", "model.layers", _GEMMA2_LAYER)
     out.append((r"model\.norm\.weight", names.flax("model.norm", "scale"), None))
     out.append((r"lm_head\.weight",
                 names.flax("lm_head", "kernel") if names.has("lm_head") else None,
