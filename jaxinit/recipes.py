@@ -3,6 +3,8 @@ looks them up by name).
 
 Each takes the parameter tree (nnx module or State, linen variables, any pytree) and
 keyword arguments, and returns ``(regex, initializer)`` rules for ``jaxinit.reinit``.
+``jaxinit.recipes.DEFAULTS`` holds the default path patterns of those keywords, and
+``jaxinit.recipes.RECIPES`` the recipe names.
 
 Example:
   >>> import jax, jax.numpy as jnp, jaxinit
@@ -28,8 +30,9 @@ from jaxinit._src.params.recipes_hf import llama as llama
 from jaxinit._src.params.recipes_hf import t5 as t5
 from jaxinit._src.params.recipes_hf import vit as vit
 
+# DEFAULTS and RECIPES are plain data, described in the module docstring above.
 __all__ = [
-    "DEFAULTS", "RECIPES", "PaddedNormal", "bert", "deepnorm", "fixup", "gpt2", "llama",
+    "PaddedNormal", "bert", "deepnorm", "fixup", "gpt2", "llama",
     "megatron", "mup", "olmo", "olmo_full_megatron", "t5", "torch_default", "torchtitan",
     "vit",
 ]
