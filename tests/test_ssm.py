@@ -151,6 +151,13 @@ def test_lru_theta_log_errors():
     # largest value it overflowed (a bare RuntimeWarning, then inf) instead of a refusal.
     with pytest.raises(ValueError, match=r"lru_theta_log: max_phase=1e\+39 .*float32"):
         jaxinit.lru_theta_log(1e39)(jax.random.key(0), (4,), jnp.float16)
+    # log(2**63) = 43.7 is beyond float8_e3m4's largest value (15.5): it gave inf.
+    with pytest.raises(ValueError, match=r"lru_theta_log: max_phase=9.22\d+e\+18 .*float8_e3m4"):
+        jaxinit.lru_theta_log(2.0**63)(jax.random.key(0), (4,), jnp.float8_e3m4)
+    small = jaxinit.lru_theta_log(1e6)(jax.random.key(0), (256,), jnp.float8_e3m4)
+    # log(1e6) = 13.8 fits; the largest of 256 uniform draws is near it.
+    assert np.isfinite(np.asarray(small, np.float32)).all()
+    assert 12.0 < float(np.asarray(small, np.float32).max()) <= 14.0
     with jax.enable_x64(True):
         out = np.asarray(jaxinit.lru_theta_log(1e39)(jax.random.key(0), (4096,), jnp.float64))
     # Oracle: log(u * 1e39) <= log(1e39) = 89.80; u ~ U(0, 1) puts the maximum near it.

@@ -437,9 +437,13 @@ class LRUThetaLog(InitializerBase):
         object.__setattr__(self, "max_phase", phase)
 
     def check(self, shape: Shape, dtype: np.dtype) -> None:
-        # The phase u * max_phase is drawn in the sampling precision before the log.
+        # The phase u * max_phase is drawn in the sampling precision before the log, and
+        # its log, up to log(max_phase), must fit the weights' dtype (float8: 15.5 to 30).
         check_representable(
             self.name, "max_phase", self.max_phase, self.max_phase, sampling.real_dtype(dtype)
+        )
+        check_representable(
+            self.name, "max_phase", self.max_phase, math.log(self.max_phase), dtype
         )
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
