@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 import torch
-from fuzzing import BUDGET, Outcomes
+from fuzzing import BUDGET, Outcomes, watchdog
 
 import jaxinit
 from jaxinit import PretrainedError
@@ -154,14 +154,16 @@ ORBAX_NOISE = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExcepti
 
 @pytest.mark.parametrize(
     "fmt", [pytest.param(f, marks=ORBAX_NOISE) if f == "orbax" else f for f in sorted(MUTANTS)])
-def test_damaged_checkpoints_load_or_fail_naming_the_file(fmt, tmp_path):
+def test_damaged_checkpoints_load_or_fail_naming_the_file(fmt, tmp_path, pytestconfig):
     assert load(write(fmt, tmp_path / f"valid{SUFFIX[fmt]}"), fmt) == "same values"
     counts = Outcomes(f"files-{fmt}")
     try:
-        for path, target, saved in mutants(fmt, tmp_path):
+        for i, (path, target, saved) in enumerate(mutants(fmt, tmp_path)):
             counts["calls"] += 1
             try:
-                counts[load(path, fmt)] += 1
+                with watchdog(f"loading {path} (damaged {fmt} file {i}, seeded)", pytestconfig):
+                    outcome = load(path, fmt)
+                counts[outcome] += 1
             except AssertionError as e:
                 counts["finding: " + str(e).split(": ", 2)[1].split(" ")[0]] += 1
                 raise

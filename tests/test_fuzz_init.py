@@ -8,13 +8,17 @@ weight, or an anonymous message is a finding. The budget is set in tests/fuzzing
 
 from __future__ import annotations
 
+import os
+import pathlib
 import re
+import subprocess
+import sys
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from fuzzing import PROFILE, Outcomes
+from fuzzing import PROFILE, WATCHDOG_STATUS, Outcomes, watchdog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,6 +111,7 @@ DTYPES = st.sampled_from([
 ])
 KEYS = st.sampled_from(["typed", "raw", "typed", "raw", "raw3", "int", "float", "batch"])
 OUTCOMES = Outcomes("initializers")
+TESTS = pathlib.Path(__file__).parent
 
 
 def make_key(kind: str):
@@ -128,14 +133,17 @@ def clean(error: BaseException) -> bool:
     return prefix in NAMES and names_argument
 
 
-def check(name: str, x, shape, dtype, key_kind: str) -> str:
-    """One hostile call: its outcome, or an AssertionError describing the finding."""
+def check(name: str, x, shape, dtype, key_kind: str, config=None) -> str:
+    """One hostile call: its outcome, or an AssertionError describing the finding. A call
+    that runs past the watchdog's limit ends the run naming the configuration."""
+    call = f"{name}({x!r})({shape!r}, {dtype!r}) with a {key_kind} key"
     try:
-        with warnings.catch_warnings():
+        with watchdog(call, config), warnings.catch_warnings():
             # A zero-element weight warns, as in torch.nn.init: not a finding.
             warnings.filterwarnings("ignore", message=".*has no elements")
             init = BUILDERS[name](x)
-            out = init(make_key(key_kind), shape, dtype)
+            # Waits for the compiled program too (dispatch is asynchronous).
+            out = jax.block_until_ready(init(make_key(key_kind), shape, dtype))
     except (ValueError, TypeError) as e:
         assert clean(e), f"{name}({x!r})({shape!r}, {dtype!r}): anonymous message: {e}"
         return "clean error"
@@ -152,10 +160,10 @@ def check(name: str, x, shape, dtype, key_kind: str) -> str:
 @given(name=st.sampled_from(sorted(BUILDERS)), x=HOSTILE, shape=SHAPES, dtype=DTYPES,
        key_kind=KEYS)
 def test_hostile_arguments_give_finite_weights_or_a_named_error(name, x, shape, dtype,
-                                                                 key_kind):
+                                                                 key_kind, pytestconfig):
     OUTCOMES["calls"] += 1
     try:
-        OUTCOMES[check(name, x, shape, dtype, key_kind)] += 1
+        OUTCOMES[check(name, x, shape, dtype, key_kind, pytestconfig)] += 1
     except AssertionError as e:
         kind = str(e).split(": ", 2)[1].split(" ")[0] if ": " in str(e) else "wrong result"
         OUTCOMES[f"finding: {kind}"] += 1
@@ -172,3 +180,32 @@ def test_the_property_check_detects_findings():
     assert not clean(ValueError("math domain error"))
     assert check("normal", float("nan"), (2, 2), None, "typed") == "clean error"
     assert check("normal", 0.5, (2, 2), jnp.bfloat16, "raw") == "finite result"
+
+
+ENDLESS = '''
+import jax
+from fuzzing import watchdog
+
+
+def test_endless(pytestconfig):
+    endless = jax.jit(lambda x: jax.lax.while_loop(lambda c: c >= 0, lambda c: c | 1, x))
+    with watchdog("endless(0)", pytestconfig, seconds=2):
+        jax.block_until_ready(endless(0))
+'''
+
+
+def test_the_watchdog_ends_a_call_stuck_in_a_compiled_program(tmp_path):
+    """A compiled program that never returns (a while loop whose condition stays true) ends
+    the pytest run with the watchdog's status and the call named on the terminal and in
+    the report directory; without the watchdog the subprocess would hit its timeout."""
+    (tmp_path / "test_endless.py").write_text(ENDLESS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path]),
+           "JAXINIT_FUZZ_REPORT": str(tmp_path / "out")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+         str(tmp_path / "test_endless.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == WATCHDOG_STATUS, (run.returncode, run.stdout, run.stderr)
+    assert "fuzz watchdog: endless(0) ran past 2 s" in run.stderr, run.stderr
+    assert "test_endless" in run.stderr  # the stack of the stuck call
+    assert (tmp_path / "out" / "hang.txt").read_text() == "fuzz watchdog: endless(0) ran past 2 s\n"

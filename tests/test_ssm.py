@@ -147,6 +147,33 @@ def test_lru_nu_log_errors(kwargs, arg):
 def test_lru_theta_log_errors():
     with pytest.raises(ValueError, match=r"lru_theta_log.*max_phase"):
         jaxinit.lru_theta_log(0.0)
+    # The phase u * max_phase is drawn in float32 (float64 for float64): beyond float32's
+    # largest value it overflowed (a bare RuntimeWarning, then inf) instead of a refusal.
+    with pytest.raises(ValueError, match=r"lru_theta_log: max_phase=1e\+39 .*float32"):
+        jaxinit.lru_theta_log(1e39)(jax.random.key(0), (4,), jnp.float16)
+    # log(2**63) = 43.7 is beyond float8_e3m4's largest value (15.5): it gave inf.
+    with pytest.raises(ValueError, match=r"lru_theta_log: max_phase=9.22\d+e\+18 .*float8_e3m4"):
+        jaxinit.lru_theta_log(2.0**63)(jax.random.key(0), (4,), jnp.float8_e3m4)
+    small = jaxinit.lru_theta_log(1e6)(jax.random.key(0), (256,), jnp.float8_e3m4)
+    # log(1e6) = 13.8 fits; the largest of 256 uniform draws is near it.
+    assert np.isfinite(np.asarray(small, np.float32)).all()
+    assert 12.0 < float(np.asarray(small, np.float32).max()) <= 14.0
+    with jax.enable_x64(True):
+        out = np.asarray(jaxinit.lru_theta_log(1e39)(jax.random.key(0), (4096,), jnp.float64))
+    # Oracle: log(u * 1e39) <= log(1e39) = 89.80; u ~ U(0, 1) puts the maximum near it.
+    assert np.isfinite(out).all() and 89.0 < out.max() <= np.log(1e39)
+
+
+def test_lru_nu_log_refuses_an_r_max_whose_square_underflows():
+    # r_max = 1e-20: r_max**2 = 1e-40 is below float32's smallest normal (1.18e-38), so
+    # every draw would be the clamped value (and the float64 statistics warned log(0)).
+    with pytest.raises(ValueError, match=r"lru_nu_log: r_max=1e-20 .*float32"):
+        jaxinit.lru_nu_log(r_max=1e-20)(jax.random.key(0), (4,))
+    with pytest.raises(ValueError, match=r"lru_nu_log: r_max=1e-320"):
+        jaxinit.describe(jaxinit.lru_nu_log(r_max=1e-320), (4,))
+    with jax.enable_x64(True):  # float64 holds 1e-40: nu_log >= log(-log(1e-20)) = 3.83
+        out = np.asarray(jaxinit.lru_nu_log(r_max=1e-20)(jax.random.key(0), (64,), jnp.float64))
+    assert np.isfinite(out).all() and out.min() >= np.log(-np.log(1e-20)) - 1e-12
 
 
 # n = 2**16 draws: the KS test then also separates a^c ~ U(0.9, 0.999) from the released

@@ -362,6 +362,17 @@ class LRUNuLog(InitializerBase):
         object.__setattr__(self, "r_min", r_min)
         object.__setattr__(self, "r_max", r_max)
 
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        # |λ|^2 is drawn in the sampling precision: an r_max whose square underflows there
+        # would make every draw the clamped value, not the law.
+        real = sampling.real_dtype(dtype)
+        smallest = math.sqrt(float(np.finfo(real).tiny))
+        if self.r_max < smallest:
+            raise ValueError(
+                f"{self.name}: r_max={self.r_max!r} has a square below the smallest normal "
+                f"{real} (the sampling precision of {dtype}); expected r_max >= {smallest:.4g}"
+            )
+
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         u = sampling.uniform(key, shape, dtype)
         radius2 = u * (self.r_max**2 - self.r_min**2) + self.r_min**2
@@ -424,6 +435,16 @@ class LRUThetaLog(InitializerBase):
         super().__post_init__()
         phase = check_scalar(self.name, "max_phase", self.max_phase, positive=True)
         object.__setattr__(self, "max_phase", phase)
+
+    def check(self, shape: Shape, dtype: np.dtype) -> None:
+        # The phase u * max_phase is drawn in the sampling precision before the log, and
+        # its log, up to log(max_phase), must fit the weights' dtype (float8: 15.5 to 30).
+        check_representable(
+            self.name, "max_phase", self.max_phase, self.max_phase, sampling.real_dtype(dtype)
+        )
+        check_representable(
+            self.name, "max_phase", self.max_phase, math.log(self.max_phase), dtype
+        )
 
     def generate(self, key: jax.Array, shape: Shape, dtype: np.dtype) -> jax.Array:
         u = sampling.uniform(key, shape, dtype)
