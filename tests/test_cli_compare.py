@@ -228,8 +228,15 @@ def test_ctrl_c_writes_the_finished_schemes_and_exits_130(tmp_path):
            "--activation", "tanh", "--optimizer", "adam", "--seeds", "2", "--steps", "400",
            "--schemes", ",".join(schemes), "--probe-batch", "32", "--jacobian-examples", "1",
            "--no-progress", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+    # A pytest-xdist worker ignores SIGINT, and a child inherits an ignored signal, so the
+    # child would never see Ctrl-C: while it starts, SIGINT has a handler here, which
+    # exec resets to the default disposition in the child (Python's KeyboardInterrupt).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         line = proc.stderr.readline()
         while line and not line.startswith("finished he"):
