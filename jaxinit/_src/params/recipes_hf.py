@@ -208,17 +208,17 @@ def t5(
 
     With c = ``initializer_factor`` (1.0), for Flax kernels (in, out):
 
-    ==============================================  ==============================
-    parameter                                       std
-    ==============================================  ==============================
-    ``shared``/``embed_tokens``, untied ``lm_head``   c
-    attention ``q``                                 c (d_model d_kv)^(-1/2)
-    attention ``k``, ``v``                          c d_model^(-1/2)
-    attention ``o``                                 c (n_heads d_kv)^(-1/2)
-    ``relative_attention_bias``                     c d_model^(-1/2)
-    MLP ``wi`` (``wi_0``, ``wi_1``)                 c d_model^(-1/2)
-    MLP ``wo``                                      c d_ff^(-1/2)
-    ==============================================  ==============================
+    ==================================================  ==============================
+    parameter                                           std
+    ==================================================  ==============================
+    ``shared``/``embed_tokens``, untied ``lm_head``     c
+    attention ``q``                                     c (d_model d_kv)^(-1/2)
+    attention ``k``, ``v``                              c d_model^(-1/2)
+    attention ``o``                                     c (n_heads d_kv)^(-1/2)
+    ``relative_attention_bias``                         c d_model^(-1/2)
+    MLP ``wi`` (``wi_0``, ``wi_1``)                     c d_model^(-1/2)
+    MLP ``wo``                                          c d_ff^(-1/2)
+    ==================================================  ==============================
 
     all normal, layer-norm gains c, biases zero. d_model, n_heads d_kv and d_ff are read
     from the kernels' input sizes (axis -2 of ``k``, ``o``, ``wo``, so scan-stacked
