@@ -149,3 +149,20 @@ def test_nnx_state_leaves_rebox_without_touching_the_module():
     same = jaxinit.reinit(model, KEY, [("kernel", jaxinit.ones)])
     assert same is model
     np.testing.assert_array_equal(model.kernel.get_value(), np.ones((2, 3)))
+
+
+def test_named_sharding_of_a_leaf_is_kept_on_one_device():
+    # A NamedSharding over a one-device mesh needs no forced host devices: the leaf's
+    # sharding is found and the redrawn leaf is placed in the same NamedSharding.
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(Mesh(np.array(jax.devices()[:1]), ("x",)), PartitionSpec("x"))
+    leaf = jax.device_put(jnp.zeros((4, 3)), sharding)
+    assert tree_mod._sharding(leaf) == sharding
+    assert tree_mod._sharding(np.zeros((4, 3))) is None  # no .sharding attribute
+    assert tree_mod._sharding(jax.ShapeDtypeStruct((4, 3), jnp.float32)) is None
+    new = jaxinit.reinit({"w": leaf, "v": np.ones(3, np.float32)}, KEY,
+                         [("w", jaxinit.he_normal()), ("v", jaxinit.zeros)])
+    assert isinstance(new["w"].sharding, NamedSharding)
+    assert new["w"].sharding == sharding
+    np.testing.assert_array_equal(new["v"], np.zeros(3, np.float32))
