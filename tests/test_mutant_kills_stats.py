@@ -20,6 +20,30 @@ def test_two_values_per_sample_are_enough():
     np.testing.assert_allclose(p, ref.pvalue, rtol=1e-4)  # float32 betainc inside JAX
 
 
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_float32_samples_are_computed_in_float64(which):
+    # float32 inputs are widened first: t agrees with SciPy on the same values in
+    # float64 to 1e-12 (float32 arithmetic would be off by about 1e-7).
+    a = np.array([0.1, 0.2, 0.35, 0.31], np.float64)
+    b = np.array([0.3, 0.45, 0.5], np.float64)
+    ref = stats.ttest_ind(a.astype(np.float32).astype(np.float64),
+                          b.astype(np.float32).astype(np.float64), equal_var=False)
+    args = {"a": a, "b": b}
+    args[which] = args[which].astype(np.float32)
+    other = "b" if which == "a" else "a"
+    args[other] = args[other].astype(np.float32).astype(np.float64)
+    t, _ = welch_t_test(args["a"], args["b"])
+    np.testing.assert_allclose(t, ref.statistic, rtol=1e-12)
+
+
+def test_unit_standard_error():
+    # a = [0, 2]: s_a^2/n_a = 2/2 = 1; b = [5, 5]: 0. So se2 = 1, t = (1 - 5)/1 = -4 and
+    # nu = 1 / (1/1) = 1: a Cauchy tail, p = 1 - (2/pi) atan(4).
+    t, p = welch_t_test([0.0, 2.0], [5.0, 5.0])
+    assert t == -4.0
+    np.testing.assert_allclose(p, 1.0 - 2.0 / math.pi * math.atan(4.0), rtol=1e-4)
+
+
 def test_zero_variance_samples():
     # se2 = 0: equal means give t = 0, p = 1; different means an infinite t with the
     # sign of the difference, p = 0.

@@ -166,3 +166,25 @@ def test_named_sharding_of_a_leaf_is_kept_on_one_device():
     assert isinstance(new["w"].sharding, NamedSharding)
     assert new["w"].sharding == sharding
     np.testing.assert_array_equal(new["v"], np.zeros(3, np.float32))
+
+
+def test_reinit_does_not_import_flax():
+    # flax's boxes are looked up only when flax is already imported: a JAX-only caller
+    # never pays for importing flax. Checked in a fresh interpreter, where flax is not
+    # imported yet (this one has imported it).
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jax, jax.numpy as jnp, jaxinit\n"
+        "new = jaxinit.reinit({'w': jnp.zeros((2, 2))}, jax.random.key(0),"
+        " [('w', jaxinit.ones)])\n"
+        "assert float(new['w'].sum()) == 4.0\n"
+        "print('flax' in sys.modules)\n"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
