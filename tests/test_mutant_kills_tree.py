@@ -64,6 +64,9 @@ def test_strict_message_lists_at_most_eight_paths():
     few = {f"p{i}": jnp.zeros(2) for i in range(8)}
     with pytest.raises(ValueError, match=r"\(paths: p0, p1, p2, p3, p4, p5, p6, p7\);"):
         jaxinit.reinit(few, KEY, [("nope", jaxinit.ones)])
+    nine = {f"p{i}": jnp.zeros(2) for i in range(9)}  # one more than shown: "..."
+    with pytest.raises(ValueError, match=r"\(paths: p0, p1, p2, p3, p4, p5, p6, p7, \.\.\.\);"):
+        jaxinit.reinit(nine, KEY, [("nope", jaxinit.ones)])
     out = jaxinit.reinit(few, KEY, [("nope", jaxinit.ones)], strict=False)
     assert all(out[k] is few[k] for k in few)
 
@@ -188,3 +191,20 @@ def test_reinit_does_not_import_flax():
                           env=env, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_the_leaf_sharding_is_passed_to_the_initializer():
+    # The initializer draws directly in the leaf's NamedSharding (out_sharding=...), and
+    # gets no out_sharding for a leaf without one.
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(Mesh(np.array(jax.devices()[:1]), ("x",)), PartitionSpec())
+    seen = []
+
+    def init(key, shape, dtype=None, **kwargs):
+        seen.append(kwargs)
+        return jnp.zeros(shape, dtype)
+
+    params = {"a": jax.device_put(jnp.ones((2, 2)), sharding), "b": jnp.ones(3)}
+    jaxinit.reinit(params, KEY, [("a|b", init)])
+    assert seen == [{"out_sharding": sharding}, {}]
