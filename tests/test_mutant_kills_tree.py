@@ -206,5 +206,8 @@ def test_the_leaf_sharding_is_passed_to_the_initializer():
         return jnp.zeros(shape, dtype)
 
     params = {"a": jax.device_put(jnp.ones((2, 2)), sharding), "b": jnp.ones(3)}
-    jaxinit.reinit(params, KEY, [("a|b", init)])
+    new = jaxinit.reinit(params, KEY, [("a|b", init)])
     assert seen == [{"out_sharding": sharding}, {}]
+    # The one compiled program places each output in its leaf's sharding even when the
+    # initializer ignores out_sharding.
+    assert new["a"].sharding == sharding
