@@ -64,6 +64,9 @@ def test_strict_message_lists_at_most_eight_paths():
     few = {f"p{i}": jnp.zeros(2) for i in range(8)}
     with pytest.raises(ValueError, match=r"\(paths: p0, p1, p2, p3, p4, p5, p6, p7\);"):
         jaxinit.reinit(few, KEY, [("nope", jaxinit.ones)])
+    nine = {f"p{i}": jnp.zeros(2) for i in range(9)}  # one more than shown: "..."
+    with pytest.raises(ValueError, match=r"\(paths: p0, p1, p2, p3, p4, p5, p6, p7, \.\.\.\);"):
+        jaxinit.reinit(nine, KEY, [("nope", jaxinit.ones)])
     out = jaxinit.reinit(few, KEY, [("nope", jaxinit.ones)], strict=False)
     assert all(out[k] is few[k] for k in few)
 
@@ -149,3 +152,62 @@ def test_nnx_state_leaves_rebox_without_touching_the_module():
     same = jaxinit.reinit(model, KEY, [("kernel", jaxinit.ones)])
     assert same is model
     np.testing.assert_array_equal(model.kernel.get_value(), np.ones((2, 3)))
+
+
+def test_named_sharding_of_a_leaf_is_kept_on_one_device():
+    # A NamedSharding over a one-device mesh needs no forced host devices: the leaf's
+    # sharding is found and the redrawn leaf is placed in the same NamedSharding.
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(Mesh(np.array(jax.devices()[:1]), ("x",)), PartitionSpec("x"))
+    leaf = jax.device_put(jnp.zeros((4, 3)), sharding)
+    assert tree_mod._sharding(leaf) == sharding
+    assert tree_mod._sharding(np.zeros((4, 3))) is None  # no .sharding attribute
+    assert tree_mod._sharding(jax.ShapeDtypeStruct((4, 3), jnp.float32)) is None
+    new = jaxinit.reinit({"w": leaf, "v": np.ones(3, np.float32)}, KEY,
+                         [("w", jaxinit.he_normal()), ("v", jaxinit.zeros)])
+    assert isinstance(new["w"].sharding, NamedSharding)
+    assert new["w"].sharding == sharding
+    np.testing.assert_array_equal(new["v"], np.zeros(3, np.float32))
+
+
+def test_reinit_does_not_import_flax():
+    # flax's boxes are looked up only when flax is already imported: a JAX-only caller
+    # never pays for importing flax. Checked in a fresh interpreter, where flax is not
+    # imported yet (this one has imported it).
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jax, jax.numpy as jnp, jaxinit\n"
+        "new = jaxinit.reinit({'w': jnp.zeros((2, 2))}, jax.random.key(0),"
+        " [('w', jaxinit.ones)])\n"
+        "assert float(new['w'].sum()) == 4.0\n"
+        "print('flax' in sys.modules)\n"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_the_leaf_sharding_is_passed_to_the_initializer():
+    # The initializer draws directly in the leaf's NamedSharding (out_sharding=...), and
+    # gets no out_sharding for a leaf without one.
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(Mesh(np.array(jax.devices()[:1]), ("x",)), PartitionSpec())
+    seen = []
+
+    def init(key, shape, dtype=None, **kwargs):
+        seen.append(kwargs)
+        return jnp.zeros(shape, dtype)
+
+    params = {"a": jax.device_put(jnp.ones((2, 2)), sharding), "b": jnp.ones(3)}
+    new = jaxinit.reinit(params, KEY, [("a|b", init)])
+    assert seen == [{"out_sharding": sharding}, {}]
+    # The one compiled program places each output in its leaf's sharding even when the
+    # initializer ignores out_sharding.
+    assert new["a"].sharding == sharding
