@@ -268,12 +268,14 @@ class Stacked(InitializerBase):
 
 
 def stacked(init: InitLike, axis: Axes = 0) -> Stacked:
-    """Builds an initializer for stacked layers: each slice drawn independently with its fans.
+    r"""Builds an initializer for stacked layers: each slice drawn independently with its fans.
 
     For a kernel of shape ``(n, *s)`` (``axis=0``) slice ``i`` is
     ``init(split(key, n)[i], s)``, so its fans are those of ``s``, not of the whole
     stack: a scan-stacked ``(24, 1024, 1024)`` kernel drawn as one array by
-    ``lecun_normal()`` gets fan_in = 24 * 1024 and 1/sqrt(24) = 0.20x the intended std.
+    ``lecun_normal()`` gets :math:`\text{fan\_in} = 24 \cdot 1024` and :math:`1/\sqrt{24}` = 0.20x
+    the
+    intended std.
     Several stacking axes (layers and experts, say) are drawn independently too.
     Unlike ``batch_axis=`` it works for any scheme, orthogonal ones included.
 

@@ -105,7 +105,7 @@ def gain(
 
     With pre-activations of unit variance, ``variance_scaling(gain ** 2, "fan_in", ...)``
     keeps the second moment of the activations (forward) or of the gradients (backward)
-    constant through depth: ReLU gives sqrt(2) both ways (He et al.), SELU gives 1.
+    constant through depth: ReLU gives :math:`\sqrt{2}` both ways (He et al.), SELU gives 1.
     Unlike PyTorch's ``calculate_gain`` table (tanh 5/3, a heuristic), the value is
     computed for any activation by Gaussian quadrature (composite Gauss-Legendre against
     the normal density, panels aligned with the usual kinks), in float64.

@@ -1,12 +1,12 @@
 r"""Depth rules: residual-branch scaling, Fixup, T-Fixup, DeepNorm, zero-initialized branches.
 
-A residual network sums L branches into one stream, ``x_L = x_0 + sum_l F_l(x_l)``; if
-every branch adds variance v, the stream's variance grows like L v and the updates'
+A residual network sums :math:`L` branches into one stream, :math:`x_L = x_0 + \sum_l F_l(x_l)`; if
+every branch adds variance :math:`v`, the stream's variance grows like :math:`L v` and the updates'
 effect grows with it. Each rule here shrinks the branches (or their updates) with depth:
 
 * GPT-2 / Megatron: the last projection of every branch (attention output, MLP down
-  projection) has std sigma / sqrt(2 n_layers): 2 branches per block, so the stream's
-  added variance sums to sigma^2-scale, independent of depth.
+  projection) has std :math:`\sigma / \sqrt{2 L}`: 2 branches per block, so the stream's
+  added variance sums to :math:`\sigma^2`-scale, independent of depth.
 * GPT-NeoX ``small_init`` / ``wang_init``; OLMo's "mitchell" init.
 * Fixup, T-Fixup, DeepNet/DeepNorm: bounds on the size of each update, from a Taylor
   argument, give branch scales that are powers of the depth.
@@ -57,13 +57,15 @@ def residual_normal(n_layers: int, std: float = 0.02, *, branches_per_layer: int
 
     .. math:: w \sim \mathcal{N}\!\left(0, \Big(\frac{\sigma}{\sqrt{b\,L}}\Big)^2\right)
 
-    with L = ``n_layers`` transformer blocks and b = ``branches_per_layer`` residual
+    with :math:`L` = ``n_layers`` transformer blocks and :math:`b` = ``branches_per_layer`` residual
     branches per block (2: attention and MLP), i.e. ``jaxinit.normal(std / sqrt(b L))``.
-    The b L branches each add variance proportional to sigma^2 / (b L) to the residual
-    stream, so the total stays sigma^2-scale at any depth. GPT-2 states "scale the
+    The :math:`bL` branches each add variance proportional to :math:`\sigma^2 / (bL)` to the
+    residual
+    stream, so the total stays :math:`\sigma^2`-scale at any depth. GPT-2 states "scale the
     weights of residual layers at initialization by 1/sqrt(N), N the number of residual
     layers"; Megatron-LM's ``scaled_init_method_normal(sigma, num_layers)`` is this with
-    b = 2 and sigma = 0.02 (used on the attention ``dense`` and MLP ``dense_4h_to_h``).
+    :math:`b = 2` and :math:`\sigma = 0.02` (used on the attention ``dense`` and MLP
+    ``dense_4h_to_h``).
 
     Args:
       n_layers: the number of transformer blocks L.
@@ -91,11 +93,11 @@ def residual_normal(n_layers: int, std: float = 0.02, *, branches_per_layer: int
 
 
 def small_init(d_model: int) -> Normal:
-    r"""Builds GPT-NeoX's ``small_init``: N(0, 2 / (5 d)).
+    r"""Builds GPT-NeoX's ``small_init``: :math:`N(0, 2 / (5 d))`.
 
     .. math:: \sigma = \sqrt{\frac{2}{5d}}
 
-    the std of a Xavier normal for a (d, 4d) kernel, sqrt(2 / (d + 4d)), used by GPT-NeoX
+    the std of a Xavier normal for a (d, 4d) kernel, :math:`\sqrt{2 / (d + 4d)}`, used by GPT-NeoX
     for every kernel except residual output projections (Nguyen & Salazar 2019).
 
     Args:
@@ -118,7 +120,8 @@ def small_init(d_model: int) -> Normal:
 
 
 def wang_init(d_model: int, n_layers: int) -> Normal:
-    r"""Builds GPT-NeoX's ``wang_init`` for residual output projections: N(0, (2 / (L sqrt d))^2).
+    r"""Builds GPT-NeoX's ``wang_init`` for residual output projections:
+    :math:`N(0, (2 / (L\sqrt{d}))^2)`.
 
     .. math:: \sigma = \frac{2}{L\sqrt{d}}
 
@@ -203,7 +206,7 @@ def olmo_init(
     ``d_model`` for embeddings). ``layer`` is the 0-based block index; None gives the
     input-projection std. This follows the OLMo code (``init_fn: mitchell`` of OLMo-1B/7B,
     ``OLMoBlock.reset_parameters``); the growth with the *block index* rather than the
-    total depth is OLMo's choice, unlike GPT-2's uniform 1/sqrt(2 L).
+    total depth is OLMo's choice, unlike GPT-2's uniform :math:`1/\sqrt{2L}`.
 
     Args:
       layer: the block index l for residual output projections, None otherwise.
@@ -240,7 +243,8 @@ NO_CUT = 10.0
 
 
 def sigma_truncated(std: float, cutoff: float) -> Normal | TruncatedNormal:
-    r"""N(0, std^2) truncated to +-cutoff std, as ``trunc_normal_(std=s, a=-c s, b=c s)``.
+    r""":math:`N(0, \sigma^2)` truncated to :math:`\pm c\,\sigma`, as ``trunc_normal_(std=s, a=-c
+    s, b=c s)``.
 
     Truncation in sigma units; a cutoff of :data:`NO_CUT` (10) standard deviations or
     more is drawn as the untruncated ``jaxinit.normal(std)``, the same law to float
@@ -266,9 +270,11 @@ def torchtitan_init(layer: int | None = None, *, n_layers: int | None = None,
     (torchtitan's default) or ``n_layers`` for ``depth_init=False``.
 
     Truncation: torchtitan calls ``torch.nn.init.trunc_normal_(w, std=s)`` with the
-    default *absolute* bounds a = -2, b = 2, i.e. at +-2/s standard deviations: over 100
-    sigma at these stds, so nothing is truncated. In sigma units the law is N(0, s^2)
-    truncated at +-2/s, drawn as ``jaxinit.normal(s)`` when 2/s >= 10 (the same law to
+    default *absolute* bounds :math:`a = -2, b = 2`, i.e. at :math:`\pm 2/s` standard deviations:
+    over 100
+    sigma at these stds, so nothing is truncated. In sigma units the law is :math:`N(0, s^2)`
+    truncated at :math:`\pm 2/s`, drawn as ``jaxinit.normal(s)`` when :math:`2/s \ge 10` (the same
+    law to
     float precision; see :func:`sigma_truncated`), as ``jaxinit.truncated_normal`` with
     ``lower = -2/s``, ``upper = 2/s`` for a larger ``std``.
 
@@ -385,7 +391,7 @@ def per_layer(init_for: Callable[[int], InitLike], axis: int = 0, *, offset: int
     store a stack of L blocks), slice i is drawn as
     ``init_for(offset + i)(split(key, L)[i], s)``: layer i's own initializer with the
     fans of one slice. With ``init_for = lambda l: jaxinit.olmo_init(l)`` the stacked
-    output projections get OLMo's sigma_l = 1/sqrt(2 d (l + 1)), slice by slice, the law
+    output projections get OLMo's :math:`\sigma_l = 1/\sqrt{2 d (l + 1)}`, slice by slice, the law
     the unrolled ``layers/l/...`` tree gets from the same rule; ``offset`` is the index
     of the first slice (a pipeline stage holding layers ``offset..offset+L-1``).
 
@@ -591,15 +597,17 @@ def deepnorm_constants(*, encoder_layers: int = 0, decoder_layers: int = 0) -> d
     ==================  ===========================  ============================
 
     The paper (section 4) bounds the model update of a Post-LN stack by a sum over
-    sub-layers of (v^2 + w^2) / alpha^2 (v, w the value and output gains) and picks
-    alpha and beta = v = w so that it is O(eta) at any depth; the table is its Figure 2,
+    sub-layers of :math:`(v^2 + w^2) / \alpha^2` (:math:`v, w` the value and output gains) and picks
+    :math:`\alpha` and :math:`\beta = v = w` so that it is :math:`O(\eta)` at any depth; the table
+    is its Figure 2,
     used here as stated (the decoder of an encoder-decoder has 3 sub-layers per layer,
     hence 3M and 12M).
 
     Paper and reference code: the constants above are the paper's and match torchscale's
     code (enc-dec encoder: ``(N^4 M)^(1/16) / 1.15``, and 1 / 1.15 = 0.87). torchscale
-    however initializes q/k/v with Xavier-uniform gain 1/sqrt(2) (inherited from fairseq)
-    *before* dividing v by 1/beta, so its value projections are sqrt(2) smaller than the
+    however initializes q/k/v with Xavier-uniform gain :math:`1/\sqrt{2}` (inherited from fairseq)
+    *before* dividing v by :math:`1/\beta`, so its value projections are :math:`\sqrt{2}` smaller
+    than the
     paper's; :func:`deepnorm_init` and the ``"deepnorm"`` recipe follow the paper
     (Xavier normal, gain beta on v, out and the MLP, gain 1 on q and k).
 

@@ -357,8 +357,10 @@ def mup_output(
     .. math:: \mathrm{Var}[w] = \text{scale}\cdot\frac{\text{base\_fan\_in}}{\text{fan\_in}^2}
 
     i.e. ``variance_scaling(scale * base_fan_in / fan_in, "fan_in", distribution)``: the
-    standard 1 / fan_in at the base width, shrinking as 1 / fan_in^2 beyond it (Table 3
-    of Tensor Programs V). With ``base_fan_in=None`` it is the absolute 1 / fan_in^2.
+    standard :math:`1 / \text{fan\_in}` at the base width, shrinking as
+    :math:`1 / \text{fan\_in}^2` beyond it
+    (Table 3 of Tensor Programs V). With ``base_fan_in=None`` it is the absolute
+    :math:`1 / \text{fan\_in}^2`.
     Use ``jaxinit.zeros`` for the zero-initialized readout variant.
 
     Args:
@@ -513,9 +515,11 @@ def mup_lr_scale(
     ==========  =====================  =======================
 
     Decoupled weight decay added by ``optax.adamw`` before the learning rate is scaled
-    with it. Adam's epsilon is not rescaled (muP asks for epsilon ~ 1/fan_in in hidden
+    with it. Adam's epsilon is not rescaled (muP asks for :math:`\epsilon \sim 1/\text{fan\_in}`
+    in hidden
     layers only when gradients are as small as epsilon). For attention, muP also
-    replaces the 1/sqrt(d_head) logit scale by 1/d_head: see :func:`mup_attention_scale`.
+    replaces the :math:`1/\sqrt{d_\text{head}}` logit scale by :math:`1/d_\text{head}`: see
+    :func:`mup_attention_scale`.
 
     Args:
       params: the model's parameters (linen dict, nnx module or State, pytree); updates
@@ -550,14 +554,15 @@ def mup_lr_scale(
 
 
 def mup_attention_scale(head_dim: int, base_head_dim: int | None = None) -> float:
-    r"""The attention-logit scale muP prescribes: 1/d instead of 1/sqrt(d).
+    r"""The attention-logit scale muP prescribes: :math:`1/d` instead of :math:`1/\sqrt{d}`.
 
     .. math:: \text{logits} = \frac{\sqrt{d_\text{base}}}{d}\, q\cdot k
 
     With ``base_head_dim`` the scale equals the usual ``1/sqrt(d)`` at the base head
     dimension (muP and the standard parametrization agree there); without it, it is the
-    absolute ``1/d``. Queries and keys become correlated during training, so q.k grows
-    like d rather than sqrt(d) (Tensor Programs V, Section 4 / Appendix J.1). Pass it as
+    absolute ``1/d``. Queries and keys become correlated during training, so :math:`q\cdot k` grows
+    like :math:`d` rather than :math:`\sqrt{d}` (Tensor Programs V, Section 4 / Appendix J.1).
+    Pass it as
     ``scale=`` to ``jax.nn.dot_product_attention``, or multiply the queries by
     ``mup_attention_scale(d, d0) * sqrt(d)`` before Flax's attention.
 

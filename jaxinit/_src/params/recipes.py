@@ -213,7 +213,8 @@ def gpt2(
     with sigma = ``std`` (transformers' ``initializer_range``, 0.02) for every kernel and
     embedding (``wte``, ``wpe``, ``c_attn``, ``c_fc``), the residual output projections
     (``attn/c_proj``, ``mlp/c_proj``; also ``out``, ``o_proj``, ``fc2``, ``down_proj``...)
-    scaled by 1/sqrt(2 L) for L blocks (:func:`jaxinit.residual_normal`), biases zero and
+    scaled by :math:`1/\sqrt{2L}` for :math:`L` blocks (:func:`jaxinit.residual_normal`), biases
+    zero and
     norm gains (``scale``) one. L is ``n_layers``, or the number of block indices found
     by ``layer_pattern``, or the leading axis of the ``stacked`` leaves (a regex of
     scan-stacked leaves with a leading layer axis).
@@ -307,7 +308,7 @@ def olmo(
     fans of one layer. Biases zero, norm gains one. The residual outputs are OLMo's
     ``attn_out`` and ``ff_out`` (and the names of :func:`gpt2`) inside blocks; the
     final ``ff_out`` (``head``: a match outside every block and not stacked) is an input
-    projection, 1/sqrt(d_model).
+    projection, :math:`1/\sqrt{d_\text{model}}`.
 
     Example:
       >>> import jax.numpy as jnp, jaxinit
@@ -362,10 +363,11 @@ def olmo_full_megatron(
        \sigma_\text{out} = \frac{\sigma}{\sqrt{2L}}, \qquad
        \sigma_\text{head} = d^{-1/2}
 
-    sigma = ``std`` (``init_std``, 0.02) for input projections and embeddings, the
-    residual output projections (``attn_out``/``ff_out`` of every block) sigma/sqrt(2 L),
-    the final output projection (``head``, e.g. ``lm_head``) d_model^(-1/2) with d_model
-    its fan_in; every weight truncated at +-``cutoff`` (OLMo's ``init_cutoff_factor``,
+    :math:`\sigma` = ``std`` (``init_std``, 0.02) for input projections and embeddings, the
+    residual output projections (``attn_out``/``ff_out`` of every block) :math:`\sigma/\sqrt{2L}`,
+    the final output projection (``head``, e.g. ``lm_head``) :math:`d_\text{model}^{-1/2}` with
+    :math:`d_\text{model}` its fan_in; every weight truncated at +-``cutoff`` (OLMo's
+    ``init_cutoff_factor``,
     default 3) standard deviations. Biases zero, norm gains one. L as in :func:`gpt2`.
     A ``head`` match inside a block or stacked (a block's ``ff_out``) is a residual
     output, not the head.
@@ -427,10 +429,12 @@ def torchtitan(
        \sigma_\text{head} = d^{-1/2}, \qquad \sigma_\text{emb} = 1
 
     for the ``depth_scaled`` kernels of block l (attention ``wo``, MLP ``w2`` and ``w3``;
-    HF names ``o_proj``, ``down_proj``, ``up_proj``), sigma/sqrt(2 L) with
+    HF names ``o_proj``, ``down_proj``, ``up_proj``), :math:`\sigma/\sqrt{2L}` with
     ``depth_init=False`` (:func:`jaxinit.torchtitan_init`); other kernels (``wq``,
-    ``wk``, ``wv``, ``w1``) sigma = ``std`` = 0.02, the token embedding N(0, 1), the
-    output projection (``head``) d^(-1/2) truncated at +-3 sigma (d its fan_in), norm
+    ``wk``, ``wv``, ``w1``) :math:`\sigma` = ``std`` = 0.02, the token embedding :math:`N(0, 1)`,
+    the
+    output projection (``head``) :math:`d^{-1/2}` truncated at :math:`\pm 3\sigma` (:math:`d` its
+    fan_in), norm
     gains one, biases zero. The truncations at torchtitan's default *absolute* bounds
     +-2 are expressed in sigma units (+-2/sigma, over 100 sigma here): they truncate
     nothing. Block l is found by ``layer_pattern`` or, for ``stacked`` leaves, is the
@@ -587,9 +591,10 @@ def deepnorm(
 
 
 def torch_default(tree: Any) -> Rules:
-    """PyTorch's default initialization: ``jaxinit.torch.default_rules()``.
+    r"""PyTorch's default initialization: ``jaxinit.torch.default_rules()``.
 
-    ``torch.nn.Linear``/``Conv`` kernels U(+-1/sqrt(fan_in)) and biases likewise (see
+    ``torch.nn.Linear``/``Conv`` kernels :math:`U(\pm 1/\sqrt{\text{fan\_in}})` and biases
+    likewise (see
     :func:`jaxinit.torch.default_rules`); ``tree`` is not inspected.
 
     Example:

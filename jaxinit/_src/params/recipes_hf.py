@@ -4,7 +4,8 @@ after the Hugging Face modules (``model/layers/0/self_attn/q_proj/kernel``, line
 
 Each rule reproduces the law transformers gives the parameter when it builds the PyTorch
 model from a config (``PreTrainedModel._init_weights`` and the model's override):
-``nn.Linear``/``Conv`` weights and ``nn.Embedding`` tables N(0, initializer_range^2),
+``nn.Linear``/``Conv`` weights and ``nn.Embedding`` tables :math:`N(0, r^2)` (:math:`r` =
+``initializer_range``),
 biases zero, ``LayerNorm``/``RMSNorm`` weights one and biases zero, and the model's
 special cases (BERT's padding row, ViT's tokens, T5's per-module stds).
 """
@@ -27,7 +28,8 @@ from jaxinit._src.schemes.standard import Constant, Normal, ones, zeros
 
 @dataclasses.dataclass(frozen=True)
 class PaddedNormal(InitializerBase):
-    """N(0, stddev^2) with row ``padding_idx`` zero: ``nn.Embedding(padding_idx=...)``."""
+    r""":math:`N(0, \text{stddev}^2)` with row ``padding_idx`` zero:
+    ``nn.Embedding(padding_idx=...)``."""
 
     stddev: float = 0.02
     padding_idx: int = 0

@@ -1,18 +1,23 @@
 r"""The spectral parametrization (Yang, Simon & Bernstein 2023).
 
 Feature learning at every width holds when each weight matrix and each of its updates has
-spectral norm Theta(sqrt(fan_out / fan_in)) ("A Spectral Condition for Feature
+spectral norm :math:`\Theta(\sqrt{\text{fan\_out} / \text{fan\_in}})` ("A Spectral Condition for
+Feature
 Learning", Condition 1). A semi-orthogonal matrix has every singular value 1, so
 ``sqrt(fan_out / fan_in) * Q`` meets the condition exactly at initialization; the
 learning rates that keep updates at that spectral norm are, for a rank-one-like gradient
 (Section 3 of the paper),
 
-* SGD: eta * fan_out / fan_in (the paper's Parametrization 1, derived there from the
-  gradient of a layer being rank one with spectral norm Theta(sqrt(fan_in / fan_out))
+* SGD: :math:`\eta\,\text{fan\_out} / \text{fan\_in}` (the paper's Parametrization 1, derived
+  there from the
+  gradient of a layer being rank one with spectral norm
+  :math:`\Theta(\sqrt{\text{fan\_in} / \text{fan\_out}})`
   when the other layers meet the condition);
-* Adam: eta / fan_in (a sign-like update of a rank-one gradient has entries +-eta and
-  spectral norm eta * sqrt(fan_in * fan_out); dividing by fan_in gives
-  sqrt(fan_out / fan_in)).
+* Adam: :math:`\eta / \text{fan\_in}` (a sign-like update of a rank-one gradient has entries
+  :math:`\pm\eta` and
+  spectral norm :math:`\eta\sqrt{\text{fan\_in}\,\text{fan\_out}}`; dividing by
+  :math:`\text{fan\_in}` gives
+  :math:`\sqrt{\text{fan\_out} / \text{fan\_in}}`).
 """
 
 from __future__ import annotations
@@ -59,7 +64,9 @@ def _matrix_view(name: str, shape: Shape, in_axis: Axes, out_axis: Axes) -> tupl
 
 @dataclasses.dataclass(frozen=True)
 class Spectral(InitializerBase):
-    """scale * sqrt(fan_out / fan_in) * a semi-orthogonal matrix (see :func:`spectral`)."""
+    r""":math:`\text{scale}\sqrt{\text{fan\_out} / \text{fan\_in}}\,Q`, :math:`Q` semi-orthogonal
+    (see
+    :func:`spectral`)."""
 
     scale: float = 1.0
     in_axis: Axes = -2
@@ -103,17 +110,18 @@ def spectral(
     out_axis: Axes = -1,
     dtype: DTypeLike | None = None,
 ) -> Spectral:
-    r"""Builds a spectral-parametrization initializer: every singular value sqrt(fan_out/fan_in).
+    r"""Builds a spectral-parametrization initializer: every singular value
+    :math:`\sqrt{\text{fan\_out} / \text{fan\_in}}`.
 
     .. math:: W = \text{scale}\,\sqrt{\frac{\text{fan\_out}}{\text{fan\_in}}}\; Q, \qquad
        \|W\|_* = \text{scale}\,\sqrt{\frac{\text{fan\_out}}{\text{fan\_in}}}
 
-    with Q a Haar-random semi-orthogonal matrix (:func:`jaxinit.orthogonal`) of the
+    with :math:`Q` a Haar-random semi-orthogonal matrix (:func:`jaxinit.orthogonal`) of the
     kernel's matrix view: ``fan_out`` = the product of ``out_axis``, ``fan_in`` = the
     product of every other axis (the receptive field counts as input, as in a
     convolution's im2col matrix). For a square hidden layer this is an orthogonal matrix;
-    for an input layer (few inputs, many outputs) the entries are Theta(1); for a readout
-    (many inputs, few outputs) they are Theta(1 / fan_in), as muP prescribes.
+    for an input layer (few inputs, many outputs) the entries are :math:`\Theta(1)`; for a readout
+    (many inputs, few outputs) they are :math:`\Theta(1 / \text{fan\_in})`, as muP prescribes.
 
     Args:
       scale: multiplier of the spectral norm (e.g. ``jaxinit.gain("relu")``).

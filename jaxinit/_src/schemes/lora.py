@@ -41,7 +41,8 @@ LoRAVariant = Literal["kaiming", "gaussian"]
 
 @dataclasses.dataclass(frozen=True)
 class LoRAGaussianA(InitializerBase):
-    """LoRA's ``gaussian`` A for a ``(..., in, r)`` kernel: N(0, (1/r)^2), r the last axis.
+    """LoRA's ``gaussian`` A for a ``(..., in, r)`` kernel: :math:`N(0, (1/r)^2)`, :math:`r` the
+    last axis.
 
     .. math:: A_{ij} \\sim \\mathcal{N}(0, \\sigma^2), \\quad \\sigma = 1 / r
 
@@ -120,7 +121,7 @@ def _check_r(name: str, r: Any, bound: int | None = None) -> int:
 
 
 def lora_scaling(alpha: float, r: int, *, rslora: bool = False) -> float:
-    """The LoRA update multiplier: ``alpha / r``, or ``alpha / sqrt(r)`` for rsLoRA.
+    r"""The LoRA update multiplier: :math:`\alpha / r`, or :math:`\alpha / \sqrt{r}` for rsLoRA.
 
     .. math:: s = \\alpha / r \\quad\\text{(LoRA)}, \\qquad s = \\alpha / \\sqrt{r}
        \\quad\\text{(rsLoRA)}; \\qquad y = x W + s\\, x A B.

@@ -141,7 +141,7 @@ def constant(value: ArrayLike, dtype: DTypeLike | None = None) -> Constant:
 
 @dataclasses.dataclass(frozen=True)
 class Uniform(InitializerBase):
-    """U[0, scale), as ``jax.nn.initializers.uniform``."""
+    r""":math:`U[0, \text{scale})`, as ``jax.nn.initializers.uniform``."""
 
     scale: float = 1e-2
     dtype: DTypeLike | None = None
@@ -171,9 +171,9 @@ class Uniform(InitializerBase):
 
 
 def uniform(scale: float = 1e-2, dtype: DTypeLike | None = None) -> Uniform:
-    """Builds an initializer drawing from the uniform distribution U[0, scale).
+    r"""Builds an initializer drawing from the uniform distribution :math:`U[0, \text{scale})`.
 
-    Var = scale^2 / 12. Same signature and float32 values as
+    :math:`\mathrm{Var}[w] = \text{scale}^2 / 12`. Same signature and float32 values as
     ``jax.nn.initializers.uniform``; see :func:`uniform_range` for an explicit range.
 
     Args:
@@ -194,7 +194,7 @@ def uniform(scale: float = 1e-2, dtype: DTypeLike | None = None) -> Uniform:
 
 @dataclasses.dataclass(frozen=True)
 class UniformRange(InitializerBase):
-    """U[low, high)."""
+    r""":math:`U[\text{low}, \text{high})`."""
 
     low: float = -1.0
     high: float = 1.0
@@ -232,9 +232,11 @@ class UniformRange(InitializerBase):
 
 
 def uniform_range(low: float, high: float, dtype: DTypeLike | None = None) -> UniformRange:
-    """Builds an initializer drawing from the uniform distribution U[low, high).
+    r"""Builds an initializer drawing from the uniform distribution
+    :math:`U[\text{low}, \text{high})`.
 
-    Mean (low + high) / 2, Var = (high - low)^2 / 12: the seed's "uniform initialization"
+    Mean :math:`(\text{low} + \text{high}) / 2`, :math:`\mathrm{Var}[w] = (\text{high} -
+    \text{low})^2 / 12`: the seed's "uniform initialization"
     with its range written out, e.g. ``uniform_range(-1 / sqrt(n), 1 / sqrt(n))``.
 
     Args:
@@ -256,7 +258,7 @@ def uniform_range(low: float, high: float, dtype: DTypeLike | None = None) -> Un
 
 @dataclasses.dataclass(frozen=True)
 class Normal(InitializerBase):
-    """N(0, stddev^2), as ``jax.nn.initializers.normal``."""
+    r""":math:`N(0, \text{stddev}^2)`, as ``jax.nn.initializers.normal``."""
 
     stddev: float = 1e-2
     dtype: DTypeLike | None = None
@@ -283,11 +285,11 @@ class Normal(InitializerBase):
 
 
 def normal(stddev: float = 1e-2, dtype: DTypeLike | None = None) -> Normal:
-    """Builds an initializer drawing from the normal distribution N(0, stddev^2).
+    r"""Builds an initializer drawing from the normal distribution :math:`N(0, \text{stddev}^2)`.
 
     Sampled in float32 (float64 for float64) and cast, so a bfloat16 draw has an unbiased
     mean and full tails, unlike ``jax.random.normal(..., jnp.bfloat16)``. Complex dtypes
-    draw a circular complex normal with E|w|^2 = stddev^2.
+    draw a circular complex normal with :math:`E|w|^2 = \text{stddev}^2`.
 
     Args:
       stddev: the standard deviation (>= 0).
@@ -307,7 +309,8 @@ def normal(stddev: float = 1e-2, dtype: DTypeLike | None = None) -> Normal:
 
 @dataclasses.dataclass(frozen=True)
 class TruncatedNormal(InitializerBase):
-    """stddev * N(0, 1) truncated to (lower, upper), as jax.nn.initializers'."""
+    r""":math:`\text{stddev} \cdot z`, :math:`z \sim N(0, 1)` truncated to :math:`(\text{lower},
+    \text{upper})`, as in ``jax.nn.initializers``."""
 
     stddev: float = 1e-2
     dtype: DTypeLike | None = None
@@ -355,7 +358,8 @@ def truncated_normal(
     lower: float = -2.0,
     upper: float = 2.0,
 ) -> TruncatedNormal:
-    """Builds an initializer drawing ``stddev * z`` with z ~ N(0, 1) truncated to (lower, upper).
+    r"""Builds an initializer drawing ``stddev * z``, :math:`z \sim N(0, 1)` truncated to (lower,
+    upper).
 
     ``stddev`` is the std of the *untruncated* distribution, as in
     ``jax.nn.initializers.truncated_normal``; the result's std is
@@ -385,7 +389,8 @@ def truncated_normal(
 
 @dataclasses.dataclass(frozen=True)
 class VarianceScaling(InitializerBase):
-    """Var = scale / n, n a function of the fans (see :func:`variance_scaling`)."""
+    r""":math:`\mathrm{Var}[w] = \text{scale} / n`, :math:`n` a function of the fans (see
+    :func:`variance_scaling`)."""
 
     scale: float
     mode: Mode
@@ -495,10 +500,11 @@ def variance_scaling(
     from :func:`compute_fans`: axes in none of ``in_axis``, ``out_axis``, ``batch_axis``
     form the receptive field. ``distribution`` is
 
-    * ``"truncated_normal"``: N(0, 1) truncated to (-2, 2), divided by its std 0.8796 so
+    * ``"truncated_normal"``: :math:`N(0, 1)` truncated to :math:`(-2, 2)`, divided by its std
+      0.8796 so
       the variance is exact (complex: the modulus is truncated at 2);
-    * ``"normal"``: N(0, 1);
-    * ``"uniform"``: U(-sqrt(3), sqrt(3)) (complex: uniform on a disk).
+    * ``"normal"``: :math:`N(0, 1)`;
+    * ``"uniform"``: :math:`U(-\sqrt{3}, \sqrt{3})` (complex: uniform on a disk).
 
     Same signature and float32 values as ``jax.nn.initializers.variance_scaling``.
 
@@ -534,10 +540,11 @@ def glorot_uniform(
     batch_axis: Axes = (),
     dtype: DTypeLike | None = None,
 ) -> VarianceScaling:
-    """Builds a Glorot (Xavier) uniform initializer.
+    r"""Builds a Glorot (Xavier) uniform initializer.
 
     ``variance_scaling(1.0, "fan_avg", "uniform", ...)``:
-    w ~ U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), i.e. Var = 2 / (fan_in + fan_out).
+    :math:`w \sim U(-a, a)` with :math:`a = \sqrt{6 / (\text{fan\_in} + \text{fan\_out})}`, i.e.
+    :math:`\mathrm{Var}[w] = 2 / (\text{fan\_in} + \text{fan\_out})`.
 
     Args:
       in_axis: axis or axes of the inputs.
@@ -565,10 +572,11 @@ def glorot_normal(
     batch_axis: Axes = (),
     dtype: DTypeLike | None = None,
 ) -> VarianceScaling:
-    """Builds a Glorot (Xavier) normal initializer.
+    r"""Builds a Glorot (Xavier) normal initializer.
 
     ``variance_scaling(1.0, "fan_avg", "truncated_normal", ...)``:
-    Var = 2 / (fan_in + fan_out), a normal truncated at 2 sigma and rescaled to that variance.
+    :math:`\mathrm{Var}[w] = 2 / (\text{fan\_in} + \text{fan\_out})`, a normal truncated at
+    :math:`2\sigma` and rescaled to that variance.
 
     Args:
       in_axis: axis or axes of the inputs.
@@ -596,10 +604,11 @@ def he_uniform(
     batch_axis: Axes = (),
     dtype: DTypeLike | None = None,
 ) -> VarianceScaling:
-    """Builds a He (Kaiming) uniform initializer.
+    r"""Builds a He (Kaiming) uniform initializer.
 
     ``variance_scaling(2.0, "fan_in", "uniform", ...)``:
-    w ~ U(-a, a) with a = sqrt(6 / fan_in), i.e. Var = 2 / fan_in.
+    :math:`w \sim U(-a, a)` with :math:`a = \sqrt{6 / \text{fan\_in}}`, i.e.
+    :math:`\mathrm{Var}[w] = 2 / \text{fan\_in}`.
 
     Args:
       in_axis: axis or axes of the inputs.
@@ -627,10 +636,11 @@ def he_normal(
     batch_axis: Axes = (),
     dtype: DTypeLike | None = None,
 ) -> VarianceScaling:
-    """Builds a He (Kaiming) normal initializer.
+    r"""Builds a He (Kaiming) normal initializer.
 
     ``variance_scaling(2.0, "fan_in", "truncated_normal", ...)``:
-    Var = 2 / fan_in, a normal truncated at 2 sigma and rescaled to that variance.
+    :math:`\mathrm{Var}[w] = 2 / \text{fan\_in}`, a normal truncated at :math:`2\sigma` and
+    rescaled to that variance.
 
     Args:
       in_axis: axis or axes of the inputs.
@@ -658,10 +668,11 @@ def lecun_uniform(
     batch_axis: Axes = (),
     dtype: DTypeLike | None = None,
 ) -> VarianceScaling:
-    """Builds a LeCun uniform initializer.
+    r"""Builds a LeCun uniform initializer.
 
     ``variance_scaling(1.0, "fan_in", "uniform", ...)``:
-    w ~ U(-a, a) with a = sqrt(3 / fan_in), i.e. Var = 1 / fan_in.
+    :math:`w \sim U(-a, a)` with :math:`a = \sqrt{3 / \text{fan\_in}}`, i.e.
+    :math:`\mathrm{Var}[w] = 1 / \text{fan\_in}`.
 
     Args:
       in_axis: axis or axes of the inputs.
@@ -690,10 +701,11 @@ def lecun_normal(
     batch_axis: Axes = (),
     dtype: DTypeLike | None = None,
 ) -> VarianceScaling:
-    """Builds a LeCun normal initializer.
+    r"""Builds a LeCun normal initializer.
 
     ``variance_scaling(1.0, "fan_in", "truncated_normal", ...)``:
-    Var = 1 / fan_in, a normal truncated at 2 sigma and rescaled to that variance.
+    :math:`\mathrm{Var}[w] = 1 / \text{fan\_in}`, a normal truncated at :math:`2\sigma` and
+    rescaled to that variance.
 
     Args:
       in_axis: axis or axes of the inputs.
@@ -727,7 +739,8 @@ kaiming_normal = he_normal
 
 @dataclasses.dataclass(frozen=True)
 class Sparse(InitializerBase):
-    """Each output unit keeps a fixed number of N(0, stddev^2) inputs; the rest are zero."""
+    r"""Each output unit keeps a fixed number of :math:`N(0, \text{stddev}^2)` inputs; the rest
+    are zero."""
 
     sparsity: float = 0.9
     stddev: float = 1e-2
@@ -777,11 +790,12 @@ class Sparse(InitializerBase):
 
 
 def sparse(sparsity: float, stddev: float = 1e-2, dtype: DTypeLike | None = None) -> Sparse:
-    """Builds a sparse initializer: each output unit has a fixed number of non-zero inputs.
+    r"""Builds a sparse initializer: each output unit has a fixed number of non-zero inputs.
 
     For a kernel (..., in, out) viewed as a (rows, out) matrix, each column (output unit)
     gets exactly ``ceil(sparsity * rows)`` zeros at uniformly random rows; the other
-    weights are N(0, stddev^2). Var = (1 - zeros / rows) * stddev^2. This is Martens'
+    weights are :math:`N(0, \text{stddev}^2)`, so :math:`\mathrm{Var}[w] = (1 - \text{zeros} /
+    \text{rows})\,\text{stddev}^2`. This is Martens'
     scheme (fixed fan-in per unit); ``jaxinit.torch.sparse`` has PyTorch's transposed one.
 
     Args:

@@ -130,11 +130,13 @@ def _mode(name: str, mode: str) -> str:
 
 
 def linear() -> VarianceScaling:
-    """PyTorch's default ``nn.Linear`` / ``nn.ConvNd`` weight: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    r"""PyTorch's default ``nn.Linear`` / ``nn.ConvNd`` weight:
+    :math:`U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})`.
 
-    PyTorch calls ``kaiming_uniform_(w, a=sqrt(5))``: gain^2 = 2 / (1 + 5) = 1/3 and
-    bound = gain * sqrt(3 / fan_in) = 1 / sqrt(fan_in). Here that is
-    ``variance_scaling(1/3, "fan_in", "uniform")``: Var = 1 / (3 fan_in).
+    PyTorch calls ``kaiming_uniform_(w, a=sqrt(5))``: :math:`g^2 = 2 / (1 + 5) = 1/3` and
+    the bound is :math:`g\sqrt{3 / \text{fan\_in}} = 1 / \sqrt{\text{fan\_in}}`. Here that is
+    ``variance_scaling(1/3, "fan_in", "uniform")``:
+    :math:`\mathrm{Var}[w] = 1 / (3\,\text{fan\_in})`.
 
     Returns:
       A :class:`~jaxinit._src.schemes.standard.VarianceScaling` initializer.
@@ -152,7 +154,8 @@ def linear() -> VarianceScaling:
 
 
 def linear_bias(fan_in: int) -> UniformRange:
-    """PyTorch's default ``nn.Linear`` / ``nn.ConvNd`` bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    r"""PyTorch's default ``nn.Linear`` / ``nn.ConvNd`` bias:
+    :math:`U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})`.
 
     The bias cannot see its weight, so ``fan_in`` (the weight's: ``in * prod(kernel)``)
     is an argument. Through ``reinit(..., default_rules())`` it is read from the
@@ -204,11 +207,11 @@ class KaimingNormal(_Kaiming):
 def kaiming_uniform(
     a: float = 0.0, mode: TorchMode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu"
 ) -> VarianceScaling:
-    """PyTorch's ``kaiming_uniform_``: U(-b, b), b = gain * sqrt(3 / fan_mode).
+    r"""PyTorch's ``kaiming_uniform_``: :math:`U(-b, b)`, :math:`b = g\sqrt{3 / \text{fan\_mode}}`.
 
-    ``gain = calculate_gain(nonlinearity, a)``; a specialization of
-    ``variance_scaling(gain^2, mode, "uniform")``. PyTorch's defaults (``a=0``,
-    ``leaky_relu``) give gain sqrt(2), i.e. He uniform.
+    :math:`g` = ``calculate_gain(nonlinearity, a)``; a specialization of
+    ``variance_scaling(g ** 2, mode, "uniform")``. PyTorch's defaults (``a=0``,
+    ``leaky_relu``) give :math:`g = \sqrt{2}`, i.e. He uniform.
 
     Args:
       a: negative slope of the rectifier after this layer (``leaky_relu`` only).
@@ -233,10 +236,11 @@ def kaiming_uniform(
 def kaiming_normal(
     a: float = 0.0, mode: TorchMode = "fan_in", nonlinearity: Nonlinearity = "leaky_relu"
 ) -> VarianceScaling:
-    """PyTorch's ``kaiming_normal_``: N(0, std^2), std = gain / sqrt(fan_mode), untruncated.
+    r"""PyTorch's ``kaiming_normal_``: :math:`N(0, \sigma^2)`,
+    :math:`\sigma = g / \sqrt{\text{fan\_mode}}`, untruncated.
 
-    ``variance_scaling(gain^2, mode, "normal")``: unlike ``jaxinit.he_normal`` (truncated
-    at 2 sigma, as in ``jax.nn.initializers``) PyTorch's normal has full tails.
+    ``variance_scaling(g ** 2, mode, "normal")``: unlike ``jaxinit.he_normal`` (truncated
+    at :math:`2\sigma`, as in ``jax.nn.initializers``) PyTorch's normal has full tails.
 
     Args:
       a: negative slope of the rectifier after this layer (``leaky_relu`` only).
@@ -260,9 +264,10 @@ def kaiming_normal(
 
 
 def xavier_uniform(gain: float = 1.0) -> VarianceScaling:
-    """PyTorch's ``xavier_uniform_``: U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)).
+    r"""PyTorch's ``xavier_uniform_``: :math:`U(-b, b)`,
+    :math:`b = g\sqrt{6 / (\text{fan\_in} + \text{fan\_out})}`.
 
-    ``variance_scaling(gain^2, "fan_avg", "uniform")``.
+    ``variance_scaling(gain ** 2, "fan_avg", "uniform")``.
 
     Args:
       gain: a multiplier, e.g. ``calculate_gain("tanh")``.
@@ -282,9 +287,10 @@ def xavier_uniform(gain: float = 1.0) -> VarianceScaling:
 
 
 def xavier_normal(gain: float = 1.0) -> VarianceScaling:
-    """PyTorch's ``xavier_normal_``: N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)).
+    r"""PyTorch's ``xavier_normal_``: :math:`N(0, \sigma^2)`,
+    :math:`\sigma = g\sqrt{2 / (\text{fan\_in} + \text{fan\_out})}`.
 
-    ``variance_scaling(gain^2, "fan_avg", "normal")``, untruncated like PyTorch's.
+    ``variance_scaling(gain ** 2, "fan_avg", "normal")``, untruncated like PyTorch's.
 
     Args:
       gain: a multiplier.
@@ -305,7 +311,8 @@ def xavier_normal(gain: float = 1.0) -> VarianceScaling:
 
 @dataclasses.dataclass(frozen=True)
 class TruncNormal(InitializerBase):
-    """N(mean, std^2) truncated to the absolute interval [a, b] (see :func:`trunc_normal`)."""
+    r""":math:`N(\mu, \sigma^2)` truncated to the absolute interval :math:`[a, b]` (see
+    :func:`trunc_normal`)."""
 
     mean: float = 0.0
     std: float = 1.0
@@ -362,7 +369,8 @@ class TruncNormal(InitializerBase):
 
 def trunc_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0
                  ) -> TruncNormal:
-    """PyTorch's ``trunc_normal_``: N(mean, std^2) truncated to the *absolute* range [a, b].
+    r"""PyTorch's ``trunc_normal_``: :math:`N(\mu, \sigma^2)` truncated to the *absolute* range
+    :math:`[a, b]`.
 
     Unlike ``jaxinit.truncated_normal`` (bounds in units of the std, centred at 0),
     ``a`` and ``b`` are values, as in PyTorch: ``trunc_normal(std=0.02)`` keeps its
@@ -454,11 +462,13 @@ class TorchSparse(InitializerBase):
 
 
 def sparse(sparsity: float, std: float = 0.01) -> TorchSparse:
-    """PyTorch's ``sparse_``: each input unit feeds a fixed fraction of zero weights.
+    r"""PyTorch's ``sparse_``: each input unit feeds a fixed fraction of zero weights.
 
     For a kernel (in, out) (PyTorch's (out, in) transposed), every row gets exactly
     ``ceil(sparsity * out)`` zeros at random positions; the other entries are
-    N(0, std^2). Var = (1 - zeros / out) * std^2. (``jaxinit.sparse`` is Martens'
+    :math:`N(0, \sigma^2)`, so
+    :math:`\mathrm{Var}[w] = (1 - \text{zeros} / \text{out})\,\sigma^2`. (``jaxinit.sparse`` is
+    Martens'
     original, per output unit.)
 
     Args:
@@ -566,7 +576,7 @@ def dirac(groups: int = 1) -> TorchDirac:
 
 
 def embedding() -> Normal:
-    """PyTorch's default ``nn.Embedding`` weight: N(0, 1).
+    """PyTorch's default ``nn.Embedding`` weight: :math:`N(0, 1)`.
 
     Returns:
       A :class:`~jaxinit._src.schemes.standard.Normal` initializer with stddev 1.
@@ -581,7 +591,8 @@ def embedding() -> Normal:
 
 @dataclasses.dataclass(frozen=True)
 class _DefaultBias(InitializerBase):
-    """PyTorch's bias default: U(+-1/sqrt(fan_in)) next to a kernel, else zeros (norms).
+    r"""PyTorch's bias default: :math:`U(\pm 1/\sqrt{\text{fan\_in}})` next to a kernel, else
+    zeros (norms).
 
     Resolved per leaf by ``reinit`` through :meth:`for_leaf`: the sibling kernel's fan_in
     is ``kernel.size // bias.size`` (PyTorch's ``in * prod(k)`` for Dense, Conv and
@@ -649,11 +660,12 @@ class _DefaultKernel(InitializerBase):
 
 
 def default_rules() -> tuple[tuple[str, Any], ...]:
-    """``reinit`` rules that start a Flax model as the equivalent PyTorch model would.
+    r"""``reinit`` rules that start a Flax model as the equivalent PyTorch model would.
 
     In order (first match wins):
 
-    * ``kernel`` (Dense, Conv, DenseGeneral): :func:`linear`, U(+-1/sqrt(fan_in));
+    * ``kernel`` (Dense, Conv, DenseGeneral): :func:`linear`,
+      :math:`U(\pm 1/\sqrt{\text{fan\_in}})`;
       attention projections (rank-3 ``query``/``key``/``value`` kernels
       (d, heads, head_dim) and ``out`` kernels (heads, head_dim, d)) with the fan_in of
       their (d, d) matrix; ``ConvTranspose*`` kernels (linen's automatic names) with
@@ -662,7 +674,7 @@ def default_rules() -> tuple[tuple[str, Any], ...]:
     * ``bias``: :func:`linear_bias` with the sibling kernel's fan_in (as above), or zeros
       beside no kernel (LayerNorm, BatchNorm, GroupNorm);
     * ``scale`` (norm layers): ones;
-    * ``embedding``: :func:`embedding`, N(0, 1).
+    * ``embedding``: :func:`embedding`, :math:`N(0, 1)`.
 
     Attention follows the common PyTorch form with separate ``nn.Linear`` projections
     (``torch.nn.MultiheadAttention`` itself uses ``xavier_uniform_`` and zero biases).
