@@ -32,7 +32,7 @@ import numpy as np
 from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.formats import SAFETENSORS_DTYPES
 from jaxinit._src.pretrained.hf_dir import INDEX, SINGLE
-from jaxinit._src.pretrained.merge import Rule, _flatten_target
+from jaxinit._src.pretrained.plan import Rule, flatten_target
 from jaxinit._src.pretrained.stream import axis_permutation
 
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
@@ -184,7 +184,7 @@ def save_hf(
                               "a new directory")
 
     # --- Plan: every name, layout and shard before anything is written --------------
-    tgt = _flatten_target(params)
+    tgt = flatten_target(params)
     entries: list[tuple[str, str, tuple[int, ...] | None, Any]] = []  # key, path, perm, leaf
     owner: dict[str, str] = {}
     split: dict[str, tuple[Any, dict[str, tuple[str, Any]]]] = {}  # key -> transform, outputs
