@@ -74,8 +74,8 @@ from jaxinit._src.pretrained.formats import open_weights as open_weights
 from jaxinit._src.pretrained.hf_export import save_hf as save_hf
 from jaxinit._src.pretrained.initializer import Pretrained as Pretrained
 from jaxinit._src.pretrained.initializer import pretrained as pretrained
-from jaxinit._src.pretrained.merge import LoadWarning as LoadWarning
 from jaxinit._src.pretrained.merge import load_pretrained as load_pretrained
+from jaxinit._src.pretrained.plan import LoadWarning as LoadWarning
 from jaxinit._src.pretrained.report import LoadReport as LoadReport
 from jaxinit._src.pretrained.stream import StreamReport as StreamReport
 from jaxinit._src.pretrained.stream import stream_pretrained as stream_pretrained

@@ -15,6 +15,7 @@ transformers = pytest.importorskip("transformers")
 from flax import nnx  # noqa: E402
 
 import jaxinit  # noqa: E402
+from jaxinit._src.pretrained.hf_rules import split_qkv  # noqa: E402
 from tests.hf_models import GPT2LMHeadModel, LlamaForCausalLM  # noqa: E402
 
 CONFIG = dict(vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, inter=64, eps=1e-5,
@@ -43,15 +44,19 @@ def _logits(model, tokens):
         return model(torch.tensor(tokens)).logits.numpy()
 
 
-@pytest.mark.parametrize("tied", [False, True])
-def test_round_trip_through_transformers(tmp_path, tied):
+@pytest.mark.parametrize(("tied", "scan"), [(False, False), (True, False), (False, True)],
+                         ids=["untied", "tied", "scanned"])
+def test_round_trip_through_transformers(tmp_path, tied, scan):
     cfg, original = _torch_llama(tied)
     original.save_pretrained(tmp_path / "hf", max_shard_size="20KB")
-    abstract = nnx.eval_shape(lambda: LlamaForCausalLM(CONFIG, tied=tied, rngs=nnx.Rngs(0)))
+    abstract = nnx.eval_shape(lambda: LlamaForCausalLM(CONFIG, tied=tied, scan=scan,
+                                                       rngs=nnx.Rngs(0)))
     rules = jaxinit.hf.rules("llama", abstract)
     model, report = jaxinit.stream_pretrained(abstract, tmp_path / "hf", rules=rules,
                                               on_unexpected="error")
     assert not report.missing and not report.full_reads
+    if scan:  # one leaf per projection, the layers stacked on axis 0
+        assert model.model.layers.mlp.up_proj.kernel[...].shape == (2, 32, 64)
 
     out = jaxinit.save_hf(model, tmp_path / "export", rules=rules,
                           config=json.loads(cfg.to_json_string()), max_shard_size="20KB")
@@ -68,6 +73,33 @@ def test_round_trip_through_transformers(tmp_path, tied):
         assert torch.equal(got_sd[k], v), k
     diff = np.abs(_logits(reloaded, TOKENS) - _logits(original, TOKENS)).max()
     assert diff <= 1e-5, diff  # measured 0.0: the weights are bit-identical
+
+
+def test_scanned_mixtral_experts_on_two_leading_axes_round_trip(tmp_path):
+    """Scanned Mixtral: each expert weight is one (layers, experts, in, out) leaf; export
+    writes every layer's every expert back under its own key."""
+    torch.manual_seed(0)
+    cfg = transformers.MixtralConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=64, num_local_experts=4,
+        num_experts_per_tok=2, initializer_range=0.2, dtype="float32")
+    original = transformers.MixtralForCausalLM(cfg).eval()
+    original.save_pretrained(tmp_path / "hf", max_shard_size="40KB")
+    c = dict(CONFIG, eps=cfg.rms_norm_eps, experts=4, top_k=2)
+    model = LlamaForCausalLM(c, scan=True, rngs=nnx.Rngs(0))
+    rules = jaxinit.hf.rules("mixtral", model)
+    model, _ = jaxinit.load_pretrained(model, tmp_path / "hf", rules=rules, on_missing="error",
+                                       on_unexpected="error")
+    assert model.model.layers.block_sparse_moe.experts.w1[...].shape == (2, 4, 32, 64)
+    out = jaxinit.save_hf(model, tmp_path / "export", rules=rules,
+                          config=json.loads(cfg.to_json_string()), max_shard_size="40KB")
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    expected_sd, got_sd = original.state_dict(), reloaded.state_dict()
+    assert sorted(got_sd) == sorted(expected_sd)
+    for k, v in expected_sd.items():
+        assert torch.equal(got_sd[k], v), k
+    diff = np.abs(_logits(reloaded, TOKENS) - _logits(original, TOKENS)).max()
+    assert diff <= 1e-5, diff
 
 
 def test_a_parameter_with_no_hf_name_is_named_and_nothing_is_written(tmp_path):
@@ -144,3 +176,30 @@ def test_gpt2_fused_qkv_is_joined_back(tmp_path):
         assert torch.equal(got_sd[k], v), k
     diff = np.abs(_logits(reloaded, TOKENS) - _logits(original, TOKENS)).max()
     assert diff <= 1e-5, diff
+
+
+def test_stacked_split_outputs_are_joined_per_layer(tmp_path):
+    """A scanned fused c_attn: q, k, v leaves of shape (layers, E, E) -> one (E, 3E) key
+    per layer, each the concatenation of that layer's slices."""
+    rng = np.random.default_rng(0)
+    qkv = {p: rng.standard_normal((3, 4, 4)).astype(np.float32) for p in ("q", "k", "v")}
+    params = {"attn": {f"{p}_proj": {"kernel": a} for p, a in qkv.items()}}
+    rules = [(r"h\.(\d+)\.attn\.c_attn\.weight", r"attn[\1]", split_qkv("kernel"))]
+    out = jaxinit.save_hf(params, tmp_path / "m", rules=rules, config={})
+    written = jaxinit.open_weights(out)
+    assert sorted(written) == [f"h.{i}.attn.c_attn.weight" for i in range(3)]
+    for i in range(3):
+        np.testing.assert_array_equal(written[f"h.{i}.attn.c_attn.weight"],
+                                      np.concatenate([qkv[p][i] for p in "qkv"], axis=1))
+    loaded, _ = jaxinit.load_pretrained(params, out, rules=rules, on_unexpected="error")
+    for p in "qkv":
+        np.testing.assert_array_equal(np.asarray(loaded["attn"][f"{p}_proj"]["kernel"]), qkv[p])
+
+
+def test_a_stacked_slice_with_no_key_is_named(tmp_path):
+    params = {"w": np.ones((3, 2), np.float32)}
+    rules = [(r"l\.([01])\.w", r"w[\1]", None)]  # the regex knows layers 0 and 1 only
+    with pytest.raises(jaxinit.PretrainedError, match=r"parameter 'w' is stacked, but slice "
+                                                      r"\[2\] has no Hugging Face name"):
+        jaxinit.save_hf(params, tmp_path / "m", rules=rules, config={})
+    assert not (tmp_path / "m").exists()

@@ -172,3 +172,101 @@ def test_a_format_without_slices_is_read_whole_once(hf_dir):
     assert report.full_reads == [key] and report.bytes_read == oracle[key].nbytes
     np.testing.assert_array_equal(np.asarray(params["o"]), oracle[key].T)
     assert [s.data.shape for s in params["o"].addressable_shards] == [(4, 16)] * 8
+
+
+@pytest.fixture(scope="module")
+def layered(tmp_path_factory):
+    """4 layers of q_proj (out 16, in 8) and fused c_attn (8, 24) in 2 shards, and 2x3
+    experts' w1 (8, 4): per-layer keys for stacked (scanned) targets."""
+    path = tmp_path_factory.mktemp("layered")
+    rng = np.random.default_rng(1)
+    tensors = {f"layers.{i}.q_proj.weight": rng.standard_normal((16, 8)) for i in range(4)}
+    tensors |= {f"layers.{i}.c_attn.weight": rng.standard_normal((8, 24)) for i in range(4)}
+    tensors |= {f"layers.{i}.experts.{e}.w1.weight": rng.standard_normal((4, 8))
+                for i in range(2) for e in range(3)}
+    tensors = {k: v.astype(np.float32) for k, v in tensors.items()}
+    keys = sorted(tensors)
+    weight_map = {k: f"model-0000{1 + n % 2}-of-00002.safetensors" for n, k in enumerate(keys)}
+    for shard in sorted(set(weight_map.values())):
+        save_file({k: tensors[k] for k in keys if weight_map[k] == shard}, path / shard)
+    (path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    return path, tensors
+
+
+LAYER_RULES = [
+    (r"layers\.(\d+)\.q_proj\.weight", r"layers/q_proj/kernel[\1]", jaxinit.layout.linear),
+    (r"layers\.(\d+)\.c_attn\.weight", r"layers/attn[\1]", split_qkv("kernel")),
+    (r"layers\.(\d+)\.experts\.(\d+)\.w1\.weight", r"layers/experts/w1[\1,\2]",
+     jaxinit.layout.linear)]
+
+
+def _layered_target(mesh, q_spec, attn_spec, dtype=jnp.float32):
+    def leaf(shape, spec):
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=NamedSharding(mesh, spec))
+
+    return {"layers": {"q_proj": {"kernel": leaf((4, 8, 16), q_spec)},
+                       "attn": {p: {"kernel": leaf((4, 8, 8), attn_spec)}
+                                for p in ("q_proj", "k_proj", "v_proj")},
+                       "experts": {"w1": leaf((2, 3, 8, 4), P())}}}
+
+
+def test_stacked_leaves_stream_each_devices_layers(layered):
+    path, tensors = layered
+    mesh = jax.make_mesh((2, 4), ("a", "b"))
+    # q_proj: layers on `a`, output features on `b`: each device reads a column block of
+    # the stored (out, in) weights of its 2 layers only.
+    target = _layered_target(mesh, P("a", None, "b"), P("a"))
+    params, report = jaxinit.stream_pretrained(target, path, rules=LAYER_RULES)
+    stacked_q = np.stack([tensors[f"layers.{i}.q_proj.weight"].T for i in range(4)])
+    array = params["layers"]["q_proj"]["kernel"]
+    np.testing.assert_array_equal(np.asarray(array), stacked_q)
+    for shard in array.addressable_shards:
+        np.testing.assert_array_equal(np.asarray(shard.data), stacked_q[shard.index])
+        assert shard.data.shape == (2, 8, 4)
+    fused = np.stack([tensors[f"layers.{i}.c_attn.weight"] for i in range(4)])
+    for j, p in enumerate(("q_proj", "k_proj", "v_proj")):
+        np.testing.assert_array_equal(np.asarray(params["layers"]["attn"][p]["kernel"]),
+                                      fused[:, :, 8 * j:8 * (j + 1)])
+    experts = np.stack([[tensors[f"layers.{i}.experts.{e}.w1.weight"].T for e in range(3)]
+                        for i in range(2)])
+    np.testing.assert_array_equal(np.asarray(params["layers"]["experts"]["w1"]), experts)
+    # Every stored byte once: q_proj's blocks are disjoint, each fused c_attn is read whole
+    # once for its three outputs, the replicated experts are read once.
+    assert report.bytes_read == sum(a.nbytes for a in tensors.values())
+    assert sorted(report.full_reads) == [f"layers.{i}.c_attn.weight" for i in range(4)]
+    assert report.loaded["layers/q_proj/kernel"] == ", ".join(
+        f"layers.{i}.q_proj.weight" for i in range(4))
+    assert report.loaded["layers/experts/w1"].split(", ")[:4] == [
+        "layers.0.experts.0.w1.weight", "layers.0.experts.1.w1.weight",
+        "layers.0.experts.2.w1.weight", "layers.1.experts.0.w1.weight"]
+
+
+def test_stacked_leaf_streams_in_bfloat16_like_load_pretrained(layered):
+    path, _ = layered
+    mesh = jax.make_mesh((8,), ("x",))
+    target = _layered_target(mesh, P(None, "x"), P(), dtype=jnp.bfloat16)
+    streamed, report = jaxinit.stream_pretrained(target, path, rules=LAYER_RULES)
+    loaded, _ = jaxinit.load_pretrained(target, path, rules=LAYER_RULES)
+    for (p, a), b in zip(_leaves(streamed).items(), _leaves(loaded).values(), strict=True):
+        assert a.dtype == b.dtype == jnp.bfloat16, p
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=p)
+    assert {c.key for c in report.cast} == set(_leaves(target))
+
+
+def test_stacked_leaf_with_a_missing_layer_names_its_key(layered):
+    path, tensors = layered
+    mesh = jax.make_mesh((8,), ("x",))
+    target = _layered_target(mesh, P(), P())
+    target["layers"]["q_proj"]["kernel"] = jax.ShapeDtypeStruct(
+        (5, 8, 16), jnp.float32, sharding=NamedSharding(mesh, P()))
+    with pytest.raises(jaxinit.PretrainedError, match=r"key 'layers\.4\.q_proj\.weight' is "
+                                                      r"missing"):
+        jaxinit.stream_pretrained(target, path, rules=LAYER_RULES)
+    # A mismatched slice (a layer stored with the wrong shape) leaves the whole stacked
+    # leaf out: kept when concrete, an error when abstract, never half-filled.
+    bad = dict(tensors, **{"layers.2.q_proj.weight": np.zeros((16, 9), np.float32)})
+    target = _layered_target(mesh, P(), P())
+    with pytest.warns(jaxinit.LoadWarning, match="1 shape-mismatched"), \
+            pytest.raises(jaxinit.PretrainedError, match=r"abstract target leaves would stay "
+                                                         r"unfilled.*layers/q_proj/kernel"):
+        jaxinit.stream_pretrained(target, bad, rules=LAYER_RULES, on_mismatch="warn")

@@ -2,12 +2,14 @@ r"""`save_hf`: write Flax parameters back as a Hugging Face safetensors director
 
 The inverse of loading with rules: each target path is matched against the rules'
 templates, the checkpoint key is rebuilt from the rule's regex with the captured values,
-and the layout transform is undone. Axis permutations (``jaxinit.layout.linear``:
-:math:`W = K^\top`; ``layout.conv``) are inverted; the outputs of a splitting transform
-(GPT-2's fused ``c_attn`` -> q, k, v) are concatenated back along the axis, and in the
-order, for which the transform returns each of them exactly. A path whose rule has
-another transform, or that no rule names, is an error. Every rebuilt key is checked
-by loading it forward again (``re.fullmatch`` plus ``Match.expand`` must give the path).
+and the layout transform is undone; a stacked (scanned) leaf, loaded by a template
+ending in ``[i]`` (``[i,j]``), is written one key per slice of its leading axes. Axis
+permutations (``jaxinit.layout.linear``: :math:`W = K^\top`; ``layout.conv``) are
+inverted; the outputs of a splitting transform (GPT-2's fused ``c_attn`` -> q, k, v)
+are concatenated back along the axis, and in the order, for which the transform returns
+each of them exactly. A path whose rule has another transform, or that no rule names,
+is an error. Every rebuilt key is checked by loading it forward again
+(``re.fullmatch`` plus ``Match.expand`` must give the path).
 
 References:
   https://huggingface.co/docs/safetensors/index
@@ -16,6 +18,7 @@ References:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -32,12 +35,16 @@ import numpy as np
 from jaxinit._src.pretrained.errors import PretrainedError
 from jaxinit._src.pretrained.formats import SAFETENSORS_DTYPES
 from jaxinit._src.pretrained.hf_dir import INDEX, SINGLE
-from jaxinit._src.pretrained.merge import Rule, _flatten_target
+from jaxinit._src.pretrained.plan import Index, Rule, flatten_target, slice_label
 from jaxinit._src.pretrained.stream import axis_permutation
 
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
           "GIB": 2**30}
 _CODES = {v: k for k, v in SAFETENSORS_DTYPES.items()}
+# A stored tensor to write: (checkpoint key, inverse axis permutation or None, the
+# parameter, the slice of it (() for all of a leaf, (i,) for layer i of a stacked one)).
+_Entry = tuple[str, tuple[int, ...] | None, Any, Index]
+_Part = tuple[str, Any, Index]  # one output of a split key: (label, parameter, slice)
 
 
 def parse_size(name: str, size: int | str) -> int:
@@ -184,20 +191,11 @@ def save_hf(
                               "a new directory")
 
     # --- Plan: every name, layout and shard before anything is written --------------
-    tgt = _flatten_target(params)
-    entries: list[tuple[str, str, tuple[int, ...] | None, Any]] = []  # key, path, perm, leaf
+    tgt = flatten_target(params)
+    entries: list[_Entry] = []
     owner: dict[str, str] = {}
-    split: dict[str, tuple[Any, dict[str, tuple[str, Any]]]] = {}  # key -> transform, outputs
+    split: dict[str, tuple[Any, dict[str, _Part]]] = {}  # key -> transform, outputs
     for leaf_path, leaf in tgt.values.items():
-        found = hf_key(leaf_path, rules)
-        if found is None:
-            part = hf_key(leaf_path, rules, output_ndim=len(leaf.shape))
-            if part is not None and part[1] is not None:  # one output of a splitting rule
-                split.setdefault(part[0], (part[1], {}))[1][part[2]] = (leaf_path, leaf)
-                continue
-            raise PretrainedError(f"save_hf: parameter {leaf_path!r} has no Hugging Face name: "
-                                  "no rule's template gives this path")
-        key, transform, _ = found
         if isinstance(leaf, jax.ShapeDtypeStruct):
             raise PretrainedError(f"save_hf: parameter {leaf_path!r} is abstract "
                                   "(jax.ShapeDtypeStruct); there are no values to save")
@@ -205,37 +203,31 @@ def save_hf(
             raise PretrainedError(f"save_hf: parameter {leaf_path!r} is spread over several "
                                   "processes; gather it first (jax.experimental.multihost_utils"
                                   ".process_allgather) or save from one process")
-        perm = None
-        if transform is not None:
-            rank = len(leaf.shape)
-            probe = axis_permutation(transform, tuple(range(2, 2 + rank)))
-            inverse = tuple(int(i) for i in np.argsort(probe)) if probe is not None else None
-            stored = tuple(leaf.shape[i] for i in inverse) if inverse is not None else None
-            if inverse is None or axis_permutation(transform, stored) is None:  # type: ignore[arg-type]
-                raise PretrainedError(f"save_hf: parameter {leaf_path!r} is loaded from {key!r} "
-                                      f"through {transform!r}, which is not an axis "
-                                      "permutation, so it cannot be undone")
-            perm = inverse
         if np.dtype(leaf.dtype) not in _CODES:
             raise PretrainedError(f"save_hf: parameter {leaf_path!r} has dtype {leaf.dtype}, "
                                   "which safetensors cannot store")
-        if key in owner:
-            raise PretrainedError(f"save_hf: parameters {owner[key]!r} and {leaf_path!r} "
-                                  f"would both be written to {key!r}")
-        owner[key] = leaf_path
-        entries.append((key, leaf_path, perm, leaf))
+        for index, key, transform, output in _sources(leaf_path, tuple(leaf.shape), rules):
+            label = slice_label(leaf_path, index or None)
+            if output:  # one output of a splitting rule
+                split.setdefault(key, (transform, {}))[1][output] = (label, leaf, index)
+                continue
+            if key in owner:
+                raise PretrainedError(f"save_hf: parameters {owner[key]!r} and {label!r} "
+                                      f"would both be written to {key!r}")
+            owner[key] = label
+            perm = _inverse(label, key, transform, tuple(leaf.shape)[len(index):])
+            entries.append((key, perm, leaf, index))
     for key, (transform, outputs) in split.items():
+        first = next(iter(outputs.values()))[0]
         if key in owner:
-            raise PretrainedError(f"save_hf: parameters {owner[key]!r} and "
-                                  f"{next(iter(outputs.values()))[0]!r} would both be written "
-                                  f"to {key!r}")
-        joined = _join(key, transform, outputs)
-        owner[key] = next(iter(outputs.values()))[0]
-        entries.append((key, owner[key], None, joined))
+            raise PretrainedError(f"save_hf: parameters {owner[key]!r} and {first!r} would "
+                                  f"both be written to {key!r}")
+        owner[key] = first
+        entries.append((key, None, _join(key, transform, outputs), ()))
     shards: list[list[int]] = []
     size = 0
-    for i, (_, _, _, leaf) in enumerate(entries):
-        nbytes = math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize
+    for i, (_, _, leaf, index) in enumerate(entries):
+        nbytes = math.prod(leaf.shape[len(index):]) * np.dtype(leaf.dtype).itemsize
         if not shards or (size + nbytes > limit and shards[-1]):
             shards.append([])
             size = 0
@@ -253,8 +245,8 @@ def save_hf(
             total += _write_shard(tmp / name, [entries[i] for i in members])
             weight_map.update({entries[i][0]: name for i in members})
         if len(shards) > 1:
-            index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-            (tmp / INDEX).write_text(json.dumps(index, indent=2))
+            listing = {"metadata": {"total_size": total}, "weight_map": weight_map}
+            (tmp / INDEX).write_text(json.dumps(listing, indent=2))
         (tmp / "config.json").write_text(config_text)
         if out.exists():
             out.rmdir()
@@ -265,15 +257,65 @@ def save_hf(
     return out
 
 
-def _join(key: str, transform: Any, outputs: Mapping[str, tuple[str, Any]]) -> np.ndarray:
+def _sources(path: str, shape: tuple[int, ...], rules: Sequence[Rule]
+             ) -> list[tuple[Index, str, Any, str]]:
+    """``(slice index, checkpoint key, transform, output name)`` for each stored tensor a
+    parameter is written to: one for a leaf a rule loads whole (index ``()``, output
+    ``""``), one output of a splitting rule, or, for a stacked (scanned) leaf whose rule
+    template ends in ``[i]`` (``[i,j]``), one per slice of its leading axes."""
+    found = hf_key(path, rules)
+    if found is not None:
+        return [((), found[0], found[1], "")]
+    part = hf_key(path, rules, output_ndim=len(shape))
+    if part is not None:
+        return [((), *part)]
+    parts = path.split("/")
+    for depth in (1, 2):
+        for cut in range(len(parts), 0, -1):  # where the template's `[i]` sits
+            head, tail = "/".join(parts[:cut]), "/".join(parts[cut:])
+            if len(shape) <= depth or _slice_key(head, tail, (0,) * depth, shape, rules) is None:
+                continue
+            out = []
+            for index in itertools.product(*map(range, shape[:depth])):
+                found = _slice_key(head, tail, index, shape, rules)
+                if found is None:
+                    raise PretrainedError(f"save_hf: parameter {path!r} is stacked, but slice "
+                                          f"{list(index)} has no Hugging Face name")
+                out.append((index, *found))
+            return out
+    raise PretrainedError(f"save_hf: parameter {path!r} has no Hugging Face name: "
+                          "no rule's template gives this path")
+
+
+def _slice_key(head: str, tail: str, index: Index, shape: tuple[int, ...],
+               rules: Sequence[Rule]) -> tuple[str, Any, str] | None:
+    """`hf_key` of slice `index` of a stacked leaf ``head/tail`` whose template ends at
+    `head` (`tail`: the output name of a splitting rule, or "")."""
+    label = slice_label(head, index) + (f"/{tail}" if tail else "")
+    return hf_key(label, rules, output_ndim=len(shape) - len(index) if tail else None)
+
+
+def _inverse(label: str, key: str, transform: Any, shape: tuple[int, ...]
+             ) -> tuple[int, ...] | None:
+    """The permutation that undoes `transform` on a target array of `shape` (None: the
+    array is stored as it is); an error if the transform is not an axis permutation."""
+    if transform is None:
+        return None
+    probe = axis_permutation(transform, tuple(range(2, 2 + len(shape))))
+    inverse = tuple(int(i) for i in np.argsort(probe)) if probe is not None else None
+    stored = tuple(shape[i] for i in inverse) if inverse is not None else None
+    if inverse is None or axis_permutation(transform, stored) is None:  # type: ignore[arg-type]
+        raise PretrainedError(f"save_hf: parameter {label!r} is loaded from {key!r} through "
+                              f"{transform!r}, which is not an axis permutation, so it "
+                              "cannot be undone")
+    return inverse
+
+
+def _join(key: str, transform: Any, outputs: Mapping[str, _Part]) -> np.ndarray:
     """The stored tensor a splitting transform (GPT-2's fused ``c_attn`` -> q, k, v) was
     applied to: the outputs concatenated along the axis, and in the order, for which
     ``transform`` gives every output back exactly."""
-    for path, leaf in outputs.values():
-        if isinstance(leaf, jax.ShapeDtypeStruct) or (
-                isinstance(leaf, jax.Array) and not leaf.is_fully_addressable):
-            raise PretrainedError(f"save_hf: parameter {path!r} has no values in this process")
-    arrays = {name: np.asarray(jax.device_get(leaf)) for name, (_, leaf) in outputs.items()}
+    arrays = {name: _host(leaf, index) for name, (_, leaf, index) in outputs.items()}
     first = next(iter(arrays.values()))
     for axis in range(first.ndim):
         order = list(arrays)
@@ -289,19 +331,25 @@ def _join(key: str, transform: Any, outputs: Mapping[str, tuple[str, Any]]) -> n
                    and np.array_equal(np.asarray(out[n]), arrays[n]) for n in arrays):
                 return candidate
             order = list(out)
-    paths = sorted(p for p, _ in outputs.values())
+    paths = sorted(label for label, _, _ in outputs.values())
     raise PretrainedError(f"save_hf: parameters {paths} are loaded from {key!r} through "
                           f"{transform!r}, which cannot be undone: no concatenation of them "
                           "gives them back")
 
 
-def _write_shard(file: pathlib.Path, entries: list[tuple[str, str, Any, Any]]) -> int:
+def _host(leaf: Any, index: Index) -> np.ndarray:
+    """A parameter, or one slice of a stacked one, as a host array."""
+    return np.asarray(jax.device_get(leaf[index] if index else leaf))
+
+
+def _write_shard(file: pathlib.Path, entries: list[_Entry]) -> int:
     """One safetensors file, tensors in key order, each fetched to the host in turn."""
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
     ordered = sorted(entries, key=lambda e: e[0])
-    for key, _, perm, leaf in ordered:
-        shape = list(leaf.shape) if perm is None else [leaf.shape[i] for i in perm]
+    for key, perm, leaf, index in ordered:
+        stacked = leaf.shape[len(index):]
+        shape = list(stacked) if perm is None else [stacked[i] for i in perm]
         nbytes = math.prod(shape) * np.dtype(leaf.dtype).itemsize
         header[key] = {"dtype": _CODES[np.dtype(leaf.dtype)], "shape": shape,
                        "data_offsets": [offset, offset + nbytes]}
@@ -311,8 +359,8 @@ def _write_shard(file: pathlib.Path, entries: list[tuple[str, str, Any, Any]]) -
     with open(file, "wb") as f:
         f.write(len(raw).to_bytes(8, "little"))
         f.write(raw)
-        for _, _, perm, leaf in ordered:
-            array = np.asarray(jax.device_get(leaf))
+        for _, perm, leaf, index in ordered:
+            array = _host(leaf, index)
             if perm is not None:
                 array = array.transpose(perm)
             f.write(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())

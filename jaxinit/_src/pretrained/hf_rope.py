@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from jaxinit._src.core.base import check_int
-from jaxinit._src.pretrained.merge import Rule
+from jaxinit._src.pretrained.plan import Rule
 
 # Source regexes of the q/k projections (weight, bias) and Qwen3's per-head q/k norms.
 _QK = re.compile(r"(?:q|k)_(?:proj|norm)")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaxinit._src.pretrained import layout
-from jaxinit._src.pretrained.merge import Rule, _flatten_target
+from jaxinit._src.pretrained.plan import Rule, flatten_target
 
 FAMILIES: tuple[str, ...] = ("llama", "gemma", "mixtral", "gpt2", "bert", "vit")
 
@@ -276,7 +276,7 @@ def rules(
             raise ValueError(f"jaxinit.hf.rules: overrides must map str -> str, got {k!r}: {v!r}")
     names = _Names(overrides, None)
     if target is not None:
-        tgt = _flatten_target(target)
+        tgt = flatten_target(target)
         names = _Names(overrides, tuple(tgt.values),
                        "params/" if "params" in tgt.collections else "")
     if family == "gpt2":

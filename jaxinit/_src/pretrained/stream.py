@@ -12,7 +12,9 @@ W^\top`; ``layout.conv``) are applied to the slice: the target index
 :math:`(s_0, \dots, s_{n-1})` of :math:`K = W.\mathrm{transpose}(p)` reads
 :math:`W[t]` with :math:`t_{p_j} = s_j`, then transposes it by :math:`p`. Any other
 transform (a reshape, a split returning a mapping) needs the whole tensor: it is read
-once, converted on the host, and sliced from there (listed in ``report.full_reads``).
+once, converted on the host, and sliced from there (listed in ``report.full_reads``);
+it is kept only until the last leaf that needs it is built. Keys are planned and
+checked exactly as by ``load_pretrained`` (one planner for both).
 
 References:
   https://docs.jax.dev/en/latest/_autosummary/jax.make_array_from_callback.html
@@ -22,29 +24,19 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxinit._src.core.base import check_choice
 from jaxinit._src.pretrained.errors import PretrainedError
-from jaxinit._src.pretrained.formats import Format, Weights, open_weights
+from jaxinit._src.pretrained.formats import Format
 from jaxinit._src.pretrained.initializer import CastInfo, cast
-from jaxinit._src.pretrained.layout import layout_hint
-from jaxinit._src.pretrained.merge import (
-    Policy,
-    Rule,
-    _apply,
-    _compile,
-    _enforce,
-    _flatten_target,
-    _outputs,
-)
-from jaxinit._src.pretrained.report import LoadReport, Mismatch
+from jaxinit._src.pretrained.plan import Index, Plan, Policy, Rule, apply, plan_load, slice_label
+from jaxinit._src.pretrained.report import LoadReport
 
 _PRIMES = (2, 3, 5, 7, 11, 13, 17, 19)
 
@@ -116,6 +108,10 @@ def stream_pretrained(
     checkpoint does not provide are kept; an abstract leaf it does not provide is an
     error. Everything is planned and checked (keys, shapes) before anything is read.
 
+    A stacked (scanned) leaf, filled by templates ending in ``[i]`` as in
+    :func:`jaxinit.load_pretrained`, is streamed the same way: a device holding layers
+    :math:`a..b` of it reads that part of each of those layers' keys, and nothing else.
+
     Args:
       target: an abstract tree of ``jax.ShapeDtypeStruct`` (with shardings), an nnx
         module or state from ``nnx.eval_shape``, or linen variables.
@@ -142,134 +138,84 @@ def stream_pretrained(
       >>> params["fc"]["kernel"].tolist(), report.bytes_read
       ([[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]], 24)
     """
-    check_choice("stream_pretrained", "on_unexpected", on_unexpected, ("ignore", "warn", "error"))
-    check_choice("stream_pretrained", "on_mismatch", on_mismatch, ("ignore", "warn", "error"))
-    compiled = []
-    for i, rule in enumerate(rules):
-        if not (isinstance(rule, tuple | list) and len(rule) == 3):
-            raise TypeError(f"stream_pretrained: rules[{i}]={rule!r} is not a "
-                            "(source_regex, target_template, transform_or_None) triple")
-        if rule[2] is not None and not callable(rule[2]):
-            raise TypeError(f"stream_pretrained: rules[{i}] transform {rule[2]!r} is not "
-                            "callable")
-        compiled.append((_compile(f"rules[{i}]", rule[0])[0], rule[1], rule[2]))
-    ignore_res = _compile("ignore", ignore)
-    weights = open_weights(source, format=format, trusted=trusted, sha256=sha256,
-                           allow_nonfinite=allow_nonfinite)
-    tgt = _flatten_target(target)
-    report = StreamReport(source=weights.name, collections=tgt.collections)
-
-    # --- Plan: every key mapped and every shape checked before any data is read -----------
-    plan: dict[str, list[tuple[str, str]]] = {}
-    transforms: dict[str, Callable[[Any], Any] | None] = {}
-    claimed: dict[str, str] = {}
-    for key in weights:
-        if any(r.fullmatch(key) for r in ignore_res):
-            report.ignored.append(key)
-            continue
-        path, transform = _match(key, compiled)
-        if path is None:
-            report.ignored.append(key)
-            continue
-        outputs = _outputs(weights, key, transform)
-        if outputs is None:
-            raise PretrainedError(
-                f"{weights.name}: the transform {transform!r} for key {key!r} cannot be "
-                "traced by jax.eval_shape, so its output shapes are unknown before reading; "
-                "use jaxinit.load_pretrained for it")
-        transforms[key] = transform
-        _plan(key, path, outputs, tgt.values, report, plan, claimed)
-    report.missing = [p for p in tgt.values if p not in claimed]
-    _enforce(report, "keep_init", on_unexpected, on_mismatch)
-    planned = {p for outs in plan.values() for _, p in outs}
-    abstract = [p for p, v in tgt.values.items()
-                if isinstance(v, jax.ShapeDtypeStruct) and p not in planned]
-    if abstract:
-        raise PretrainedError(
-            f"{weights.name}: {len(abstract)} abstract target leaves would stay unfilled "
-            f"(first: {abstract[:5]}); the checkpoint must provide every abstract leaf\n"
-            f"{report}")
+    plan = plan_load("stream_pretrained", target, source, rules=rules, ignore=ignore,
+                     on_unexpected=on_unexpected, on_mismatch=on_mismatch, format=format,
+                     trusted=trusted, sha256=sha256, allow_nonfinite=allow_nonfinite,
+                     report_type=StreamReport, read_to_plan=False)
+    report = plan.report
+    assert isinstance(report, StreamReport)
+    reader = _Reader(plan, report)
 
     # --- Execute: one leaf at a time, each device's slice read straight from the file -----
     new: dict[str, Any] = {}
-    for key, outs in plan.items():
-        # Slices are read on their own only where the format can (safetensors); other
-        # formats read each tensor whole, so it is read once and sliced on the host.
-        perm = axis_permutation(transforms[key], weights.shape(key)) \
-            if outs[0][0] == "" and weights.can_slice else None
+    for key, outs in plan.outputs.items():
+        for name, path, index in outs:
+            if path in new:  # a stacked leaf, built when its first slice came up
+                continue
+            slots: Mapping[Index, tuple[str, str]] = \
+                plan.stacks[path] if index is not None else {(): (key, name)}
+            new[path] = _place(reader, path, plan.target.values[path], slots)
+            report.loaded[path] = plan.stack_source(path) if index is not None else key
+    report.loaded = {p: report.loaded[p] for p in plan.target.values if p in report.loaded}
+    return plan.target.rebuild(new), report
+
+
+class _Reader:
+    """Reads the parts of stored tensors: a slice straight from the file where the
+    transform is an axis permutation and the format can slice (safetensors), else the
+    whole tensor once, converted on the host and kept until its last leaf is built."""
+
+    def __init__(self, plan: Plan, report: StreamReport):
+        self.plan, self.report = plan, report
+        self.perms: dict[str, tuple[int, ...] | None] = {}
+        self.whole: dict[str, dict[str, np.ndarray]] = {}
+        self.uses: dict[str, int] = {  # key -> how many leaves still need it
+            key: len({path for _, path, _ in outs}) for key, outs in plan.outputs.items()}
+
+    def read(self, key: str, name: str, index: tuple[slice, ...],
+             shape: tuple[int, ...]) -> np.ndarray:
+        weights = self.plan.weights
+        if key not in self.perms:
+            transform = self.plan.transforms[key]
+            self.perms[key] = axis_permutation(transform, weights.shape(key)) \
+                if name == "" and weights.can_slice else None
+            if self.perms[key] is None:
+                self.report.full_reads.append(key)
+        perm = self.perms[key]
         if perm is not None:
-            path = outs[0][1]
-            new[path] = _stream_leaf(weights, key, perm, tgt.values[path], path, report)
-        else:
-            report.full_reads.append(key)
-            out = _apply(weights, key, transforms[key])
-            report.bytes_read += weights.spec(key).dtype.itemsize * math.prod(weights.shape(key))
-            for name, path in outs:
-                host = np.asarray(out[name])
-                new[path] = _place(host.shape, tgt.values[path], path, report,
-                                   host.__getitem__, f"key {key!r}")
-        report.loaded.update({p: key for _, p in outs})
-    report.loaded = {p: report.loaded[p] for p in tgt.values if p in report.loaded}
-    return tgt.rebuild(new), report
+            stored = weights.shape(key)
+            source_index = [slice(None)] * len(stored)
+            for j, p in enumerate(perm):
+                source_index[p] = index[j]
+            part = weights.read_slice(key, tuple(source_index))
+            self.report.bytes_read += part.size * weights.spec(key).dtype.itemsize
+            return part.transpose(perm)
+        if key not in self.whole:
+            self.whole[key] = {n: np.asarray(a) for n, a in
+                               apply(weights, key, self.plan.transforms[key]).items()}
+            self.report.bytes_read += (weights.spec(key).dtype.itemsize
+                                       * math.prod(weights.shape(key)))
+        array = self.whole[key][name]
+        if array.shape != shape:  # a transform that lied to eval_shape
+            raise PretrainedError(f"{weights.name}: key {key!r}: transform output {name!r} "
+                                  f"has shape {array.shape}, not {shape}")
+        return array[index]
+
+    def done(self, keys: set[str]) -> None:
+        """A leaf is built: drop the whole tensors no other leaf needs."""
+        for key in keys:
+            self.uses[key] -= 1
+            if not self.uses[key]:
+                self.whole.pop(key, None)
 
 
-def _plan(key: str, path: str, outputs: Mapping[str, Any], values: Mapping[str, Any],
-          report: StreamReport, plan: dict[str, list[tuple[str, str]]],
-          claimed: dict[str, str]) -> None:
-    """Each output of `key` -> its target leaf, or reported unexpected / mismatched."""
-    for name, struct in outputs.items():
-        full = f"{path}/{name}" if name else path
-        if full not in values:
-            report.unexpected.append(key if full == key else f"{key} -> {full}")
-            continue
-        if full in claimed:
-            raise PretrainedError(f"{report.source}: keys {claimed[full]!r} and {key!r} both map "
-                                  f"to target {full!r}; fix the rules")
-        claimed[full] = key
-        stored, wanted = tuple(struct.shape), tuple(values[full].shape)
-        if stored != wanted:
-            report.mismatched.append(Mismatch(key, full, stored, wanted,
-                                              layout_hint(stored, wanted)))
-            continue
-        plan.setdefault(key, []).append((name, full))
-
-
-def _match(key: str, compiled: list[tuple[re.Pattern[str], str | None, Any]]
-           ) -> tuple[str | None, Any]:
-    for pattern, template, transform in compiled:
-        match = pattern.fullmatch(key)
-        if match:
-            if template is None:
-                return None, None
-            try:
-                return match.expand(template), transform
-            except (re.error, IndexError) as e:
-                raise ValueError(f"stream_pretrained: template {template!r} for key "
-                                 f"{key!r}: {e}") from e
-    return key, None
-
-
-def _stream_leaf(weights: Weights, key: str, perm: tuple[int, ...], leaf: Any, path: str,
-                 report: StreamReport) -> jax.Array:
-    stored = weights.shape(key)
-    itemsize = weights.spec(key).dtype.itemsize
-
-    def read(index: tuple[slice, ...]) -> np.ndarray:
-        source_index = [slice(None)] * len(stored)
-        for j, p in enumerate(perm):
-            source_index[p] = index[j]
-        part = weights.read_slice(key, tuple(source_index))
-        report.bytes_read += part.size * itemsize
-        return part.transpose(perm)
-
-    shape = tuple(stored[p] for p in perm)
-    return _place(shape, leaf, path, report, read, f"key {key!r}")
-
-
-def _place(shape: tuple[int, ...], leaf: Any, path: str, report: StreamReport,
-           read: Callable[[tuple[slice, ...]], np.ndarray], what: str) -> jax.Array:
-    """``make_array_from_callback`` in the leaf's sharding and dtype, each distinct slice
-    read once (replicated devices share it), cast on the host."""
+def _place(reader: _Reader, path: str, leaf: Any,
+           slots: Mapping[Index, tuple[str, str]]) -> jax.Array:
+    """``make_array_from_callback`` in the leaf's sharding and dtype. Each device's part
+    is read (``slots``: the key and output of each slice of a stacked leaf, or ``{(): ...}``
+    for a whole one) and cast on the host; a distinct part is read once (replicated
+    devices share it)."""
+    shape = tuple(leaf.shape)
     sharding = getattr(leaf, "sharding", None)
     if sharding is None:
         sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -278,24 +224,38 @@ def _place(shape: tuple[int, ...], leaf: Any, path: str, report: StreamReport,
     except ValueError as e:
         raise ValueError(f"stream_pretrained: target leaf {path!r} of shape {shape} has "
                          f"sharding {sharding}, which does not divide it: {e}") from e
+    depth = len(next(iter(slots)))
     dtype = np.dtype(leaf.dtype)
-    where = f"{report.source}: {what} -> {path}"
     cache: dict[tuple[tuple[int, int], ...], np.ndarray] = {}
     underflow, source_dtype = 0, None
 
-    def callback(index: tuple[slice, ...] | None) -> np.ndarray:
+    def part(at: Index, index: tuple[slice, ...]) -> np.ndarray:
         nonlocal underflow, source_dtype
+        key, name = slots[at]
+        where = f"{reader.report.source}: key {key!r} -> {slice_label(path, at or None)}"
+        array, info = cast(where, reader.read(key, name, index, shape[depth:]), dtype)
+        if info is not None:
+            underflow, source_dtype = underflow + info.underflow, info.source_dtype
+        return array
+
+    def callback(index: tuple[slice, ...] | None) -> np.ndarray:
         assert index is not None  # jax passes one slice per axis
         index = _concrete(index, shape)
         spans = tuple((s.start, s.stop) for s in index)
         if spans not in cache:
-            part, info = cast(where, read(index), dtype)
-            if info is not None:
-                underflow, source_dtype = underflow + info.underflow, info.source_dtype
-            cache[spans] = part
+            lead, rest = index[:depth], index[depth:]
+            if not depth:
+                cache[spans] = part((), rest)
+            else:
+                out = np.empty(tuple(s.stop - s.start for s in index), dtype)
+                for at in itertools.product(*(range(s.start, s.stop) for s in lead)):
+                    out[tuple(i - s.start for i, s in zip(at, lead, strict=True))] = \
+                        part(at, rest)
+                cache[spans] = out
         return cache[spans]
 
     array = jax.make_array_from_callback(shape, sharding, callback)
+    reader.done({key for key, _ in slots.values()})
     if source_dtype is not None:
-        report.cast.append(CastInfo(path, source_dtype, str(dtype), 0, underflow))
+        reader.report.cast.append(CastInfo(path, source_dtype, str(dtype), 0, underflow))
     return array

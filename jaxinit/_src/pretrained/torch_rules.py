@@ -8,7 +8,7 @@ from typing import Any
 
 from jaxinit._src.compose.paths import path_str
 from jaxinit._src.pretrained import layout
-from jaxinit._src.pretrained.merge import Rule, _flatten_target
+from jaxinit._src.pretrained.plan import Rule, flatten_target
 
 _ATTENTION_PARTS = ("query", "key", "value")
 
@@ -95,7 +95,7 @@ def rules(
     transposed_res = [re.compile(p) for p in
                       ((transposed,) if isinstance(transposed, str) else transposed)]
     chw = {k: tuple(int(d) for d in v) for k, v in (flatten or {}).items()}
-    tgt = _flatten_target(target)
+    tgt = flatten_target(target)
     convtranspose = _convtranspose_paths(target)
     collections = set(tgt.collections)
     batch_stats = _batch_stats(target)
