@@ -44,6 +44,18 @@ def _logits(model, tokens):
         return model(torch.tensor(tokens)).logits.numpy()
 
 
+def _assert_reloads_as(out, original):
+    """transformers loads the exported directory as `original`: the same state dict bit
+    for bit, so the same logits."""
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    expected_sd, got_sd = original.state_dict(), reloaded.state_dict()
+    assert sorted(got_sd) == sorted(expected_sd)
+    for k, v in expected_sd.items():
+        assert torch.equal(got_sd[k], v), k
+    diff = np.abs(_logits(reloaded, TOKENS) - _logits(original, TOKENS)).max()
+    assert diff <= 1e-5, diff  # measured 0.0: the weights are bit-identical
+
+
 @pytest.mark.parametrize(("tied", "scan"), [(False, False), (True, False), (False, True)],
                          ids=["untied", "tied", "scanned"])
 def test_round_trip_through_transformers(tmp_path, tied, scan):
@@ -65,14 +77,7 @@ def test_round_trip_through_transformers(tmp_path, tied, scan):
     assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is tied
     assert not list(tmp_path.glob(".export.partial-*"))  # the temporary directory is gone
 
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
-    expected_sd = original.state_dict()
-    got_sd = reloaded.state_dict()
-    assert sorted(got_sd) == sorted(expected_sd)
-    for k, v in expected_sd.items():
-        assert torch.equal(got_sd[k], v), k
-    diff = np.abs(_logits(reloaded, TOKENS) - _logits(original, TOKENS)).max()
-    assert diff <= 1e-5, diff  # measured 0.0: the weights are bit-identical
+    _assert_reloads_as(out, original)
 
 
 def test_scanned_mixtral_experts_on_two_leading_axes_round_trip(tmp_path):
@@ -93,13 +98,7 @@ def test_scanned_mixtral_experts_on_two_leading_axes_round_trip(tmp_path):
     assert model.model.layers.block_sparse_moe.experts.w1[...].shape == (2, 4, 32, 64)
     out = jaxinit.save_hf(model, tmp_path / "export", rules=rules,
                           config=json.loads(cfg.to_json_string()), max_shard_size="40KB")
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
-    expected_sd, got_sd = original.state_dict(), reloaded.state_dict()
-    assert sorted(got_sd) == sorted(expected_sd)
-    for k, v in expected_sd.items():
-        assert torch.equal(got_sd[k], v), k
-    diff = np.abs(_logits(reloaded, TOKENS) - _logits(original, TOKENS)).max()
-    assert diff <= 1e-5, diff
+    _assert_reloads_as(out, original)
 
 
 def test_a_parameter_with_no_hf_name_is_named_and_nothing_is_written(tmp_path):
@@ -169,13 +168,7 @@ def test_gpt2_fused_qkv_is_joined_back(tmp_path):
     model, _ = jaxinit.load_pretrained(model, tmp_path / "hf", rules=rules, on_missing="error")
     out = jaxinit.save_hf(model, tmp_path / "export", rules=rules,
                           config=json.loads(cfg.to_json_string()), max_shard_size="20KB")
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
-    expected_sd, got_sd = original.state_dict(), reloaded.state_dict()
-    assert sorted(got_sd) == sorted(expected_sd)
-    for k, v in expected_sd.items():
-        assert torch.equal(got_sd[k], v), k
-    diff = np.abs(_logits(reloaded, TOKENS) - _logits(original, TOKENS)).max()
-    assert diff <= 1e-5, diff
+    _assert_reloads_as(out, original)
 
 
 def test_stacked_split_outputs_are_joined_per_layer(tmp_path):

@@ -37,23 +37,6 @@ from jaxinit._src.schemes.standard import (
     zeros,
 )
 
-__all__ = [
-    "calculate_gain",
-    "default_rules",
-    "dirac",
-    "embedding",
-    "eye",
-    "kaiming_normal",
-    "kaiming_uniform",
-    "linear",
-    "linear_bias",
-    "orthogonal",
-    "sparse",
-    "trunc_normal",
-    "xavier_normal",
-    "xavier_uniform",
-]
-
 _LINEAR_NAMES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
                  "conv_transpose2d", "conv_transpose3d", "sigmoid")
 NONLINEARITIES: tuple[str, ...] = (*_LINEAR_NAMES, "tanh", "relu", "leaky_relu", "selu")
