@@ -17,13 +17,14 @@ bytes: the host memory the load needs on top of its result. The one-device rows 
 backend present (on an accelerator the loaded arrays are not host memory); the 8-device
 rows use simulated CPU devices.
 
-    python benchmarks/bench_hf_load.py [--repeats 1] [--path /tmp/jaxinit_hf_llama_1b]
+    python benchmarks/bench_hf_load.py [--repeats 1] [--path /tmp/jaxinit_hf_llama_1b] [--scan]
     python benchmarks/bench_hf_load.py --layers 4      # a smaller checkpoint (~0.3B)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -37,22 +38,18 @@ SHAPE = dict(vocab=32000, hidden=2048, heads=32, kv_heads=4, inter=5632, eps=1e-
              theta=10000.0)
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import jax, jax.numpy as jnp, numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 method, path, config = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+scan = sys.argv[4] == "scan"
 import jaxinit, safetensors.numpy
 from tests.hf_models import LlamaForCausalLM
 
-def rss_mb():
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from benchmarks.timing import peak_rss_mb as rss_mb
 
-abstract = nnx.eval_shape(lambda: LlamaForCausalLM(config, rngs=nnx.Rngs(0)))
+abstract = nnx.eval_shape(lambda: LlamaForCausalLM(config, scan=scan, rngs=nnx.Rngs(0)))
 rules = jaxinit.hf.rules("llama", abstract)
 n = jax.device_count()
 mesh = jax.make_mesh((n,), ("x",))
@@ -72,7 +69,8 @@ if method == "stream":
     model, report = jaxinit.stream_pretrained(abstract, path, rules=rules,
                                               on_unexpected="error")
     params = nnx.state(model)
-else:  # load every shard, then device_put each tensor (transposed where the layout says)
+else:  # load every shard, then device_put each tensor (transposed where the layout says;
+    # a scanned target's per-layer tensors np.stack-ed first)
     index = json.load(open(f"{path}/model.safetensors.index.json"))
     loaded = {}
     for shard in sorted(set(index["weight_map"].values())):
@@ -80,7 +78,7 @@ else:  # load every shard, then device_put each tensor (transposed where the lay
     targets = {"/".join(map(str, p)): v.get_value()
                for p, v in nnx.to_flat_state(nnx.state(abstract))}
     import re
-    params = {}
+    params, stacks = {}, {}
     for key, array in loaded.items():
         for regex, template, transform in rules:
             m = re.fullmatch(regex, key)
@@ -88,11 +86,20 @@ else:  # load every shard, then device_put each tensor (transposed where the lay
                 break
         if template is None:
             continue
-        target = targets[m.expand(template)]
+        name = m.expand(template)
         host = transform(array) if transform is not None else array
-        assert host.shape == target.shape
-        params[m.expand(template)] = jax.device_put(host, getattr(target, "sharding", None))
+        layer = re.fullmatch(r"(.*)\[(\d+)\]", name)
+        if layer:
+            stacks.setdefault(layer.group(1), {})[int(layer.group(2))] = host
+            continue
+        assert host.shape == targets[name].shape
+        params[name] = jax.device_put(host, getattr(targets[name], "sharding", None))
     del loaded
+    for name, layers in stacks.items():
+        host = np.stack([layers[i] for i in sorted(layers)])
+        assert host.shape == targets[name].shape
+        params[name] = jax.device_put(host, getattr(targets[name], "sharding", None))
+    del stacks, host
 jax.block_until_ready(params)
 elapsed = time.perf_counter() - start
 leaves = jax.tree.leaves(params)
@@ -151,7 +158,7 @@ def write_checkpoint(path: pathlib.Path, cfg: dict, shard_bytes: int = 500 * 10*
         entries = []
         for j, key in enumerate(keys):  # finite bfloat16 bit patterns, cheap to make
             bits = (np.arange(math.prod(shapes[key]), dtype=np.uint16) * 7 + j) & 0x3FFF
-            entries.append((key, key, None, bits.view(jnp.bfloat16).reshape(shapes[key])))
+            entries.append((key, None, bits.view(jnp.bfloat16).reshape(shapes[key]), ()))
         _write_shard(path / name, entries)
         weight_map.update(dict.fromkeys(keys, name))
     total = sum(2 * math.prod(s) for s in shapes.values())
@@ -159,13 +166,14 @@ def write_checkpoint(path: pathlib.Path, cfg: dict, shard_bytes: int = 500 * 10*
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
 
 
-def run(method: str, path: pathlib.Path, cfg: dict, devices: int) -> dict:
+def run(method: str, path: pathlib.Path, cfg: dict, devices: int, scan: bool) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if devices > 1:  # simulated CPU devices; one device is whatever backend is present
         env.update(JAX_PLATFORMS="cpu",
                    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    out = subprocess.run([sys.executable, "-c", CHILD, method, str(path), json.dumps(cfg)],
-                         check=True, capture_output=True, text=True, env=env)
+    layers = "scan" if scan else "list"
+    out = subprocess.run([sys.executable, "-c", CHILD, method, str(path), json.dumps(cfg),
+                          layers], check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -174,6 +182,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--layers", type=int, default=22)
     parser.add_argument("--path", default=None)
+    parser.add_argument("--scan", action="store_true",
+                        help="also into a scanned target (layers stacked on axis 0)")
     args = parser.parse_args()
     cfg = config(args.layers)
     path = pathlib.Path(args.path or f"/tmp/jaxinit_hf_llama_{args.layers}l")
@@ -187,13 +197,14 @@ def main() -> None:
     shards = len(list(path.glob("*.safetensors")))
     print(f"{size / 2**30:.2f} GiB bfloat16 in {shards} shards, {args.layers} layers, "
           f"{args.repeats} run(s) each (medians)\n")
-    print("| devices | method | time (s) | time ratio | peak RSS above imports (MB) | ratio "
-          "| peak above the model's bytes (MB) | ratio | max per-device bytes / (total/n) |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for devices in (1, 8):
+    print("| layers | devices | method | time (s) | time ratio | peak RSS above imports (MB) "
+          "| ratio | peak above the model's bytes (MB) | ratio "
+          "| max per-device bytes / (total/n) |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for scan, devices in itertools.product((False, True) if args.scan else (False,), (1, 8)):
         rows = {}
         for method in ("baseline", "stream"):
-            runs = [run(method, path, cfg, devices) for _ in range(args.repeats)]
+            runs = [run(method, path, cfg, devices, scan) for _ in range(args.repeats)]
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             med["extra_mb"] = med["peak_mb"] - med["base_mb"]
             med["over_model_mb"] = med["extra_mb"] - med["total_bytes"] / 2**20
@@ -202,8 +213,11 @@ def main() -> None:
         for method, r in rows.items():
             label = ("load_file every shard + device_put" if method == "baseline"
                      else "jaxinit.stream_pretrained")
+            if method == "baseline" and scan:
+                label = "load_file every shard + np.stack + device_put"
             share = r["max_device_bytes"] / (r["total_bytes"] / r["devices"])
-            print(f"| {devices} | {label} | {r['seconds']:.2f} | {r['seconds'] / b['seconds']:.2f} "
+            print(f"| {'scanned' if scan else 'list'} | {devices} | {label} "
+                  f"| {r['seconds']:.2f} | {r['seconds'] / b['seconds']:.2f} "
                   f"| {r['extra_mb']:.0f} | {r['extra_mb'] / b['extra_mb']:.2f} "
                   f"| {r['over_model_mb']:.0f} | {r['over_model_mb'] / b['over_model_mb']:.2f} "
                   f"| {share:.3f} |", flush=True)

@@ -21,26 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import median_seconds
 
 import jaxinit
 from jaxinit._src.schemes.orthogonal import cholesky_qr2
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def torch_seconds(shape: tuple[int, int], repeats: int) -> float | None:

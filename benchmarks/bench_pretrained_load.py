@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -24,20 +25,14 @@ import sys
 
 N_TENSORS, ROWS, COLS = 16, 4096, 4096  # 16 * 4096 * 4096 * 4 bytes = 1 GiB
 
+REPO = pathlib.Path(__file__).resolve().parent.parent
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import jax, numpy as np
 method, path = sys.argv[1], sys.argv[2]
 import jaxinit, safetensors.flax
 names = [f"layer_{{i}}/kernel" for i in range({n})]
-def rss_mb():
-    # VmHWM: this process's peak RSS. (ru_maxrss would do on a fresh process, but Linux
-    # carries it across fork+exec from the parent, which has touched the 1 GiB file.)
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from benchmarks.timing import peak_rss_mb as rss_mb
 abstract = {{name.split("/")[0]: {{"kernel": jax.ShapeDtypeStruct(({rows}, {cols}), np.float32)}}
             for name in names}}
 base = rss_mb()
@@ -72,8 +67,9 @@ def write_file(path: pathlib.Path) -> None:
 
 def run(method: str, path: pathlib.Path) -> dict[str, float]:
     code = CHILD.format(n=N_TENSORS, rows=ROWS, cols=COLS)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # the child imports benchmarks.timing
     out = subprocess.run([sys.executable, "-c", code, method, str(path)], check=True,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

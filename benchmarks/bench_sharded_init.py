@@ -37,8 +37,6 @@ if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "
 
 import argparse
 import platform
-import statistics
-import time
 from collections.abc import Callable
 
 import jax
@@ -46,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+from timing import median_seconds
 
 import jaxinit
 
@@ -95,15 +94,6 @@ def tree_hash(tree: dict[str, jax.Array]) -> list[int]:
     return [int(bit_hash(tree[name])) for name in sorted(tree)]
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def per_device_ratio(tree: dict[str, jax.Array], n_devices: int) -> float:
     per_device: dict[object, int] = {}
     for leaf in tree.values():
@@ -140,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     reference = jax.block_until_ready(single(key))
     expected = tree_hash(reference)
     del reference
-    t_single = median_time(lambda: single(key), args.repeats)
+    t_single = median_seconds(lambda: single(key), args.repeats, warmup=False)
 
     print(
         "| mesh | initializer | how | time (s) | time / single device | max per-device bytes "
@@ -179,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
             ratio = per_device_ratio(tree, 8)
             same = tree_hash(tree) == expected
             del tree
-            seconds = median_time(fn, args.repeats)
+            seconds = median_seconds(fn, args.repeats, warmup=False)
             temp_cell = "n/a" if temp is None else f"{temp:.2f}"
             print(
                 f"| {mesh_kind} | {label} | {how} | {seconds:.2f} | {seconds / t_single:.2f} | "

@@ -172,16 +172,20 @@ class _Reader:
         self.uses: dict[str, int] = {  # key -> how many leaves still need it
             key: len({path for _, path, _ in outs}) for key, outs in plan.outputs.items()}
 
-    def read(self, key: str, name: str, index: tuple[slice, ...],
-             shape: tuple[int, ...]) -> np.ndarray:
-        weights = self.plan.weights
+    def perm(self, key: str, name: str) -> tuple[int, ...] | None:
+        """The axis permutation read slices of `key` get, or None when it is read whole."""
         if key not in self.perms:
-            transform = self.plan.transforms[key]
-            self.perms[key] = axis_permutation(transform, weights.shape(key)) \
+            weights = self.plan.weights
+            self.perms[key] = axis_permutation(self.plan.transforms[key], weights.shape(key)) \
                 if name == "" and weights.can_slice else None
             if self.perms[key] is None:
                 self.report.full_reads.append(key)
-        perm = self.perms[key]
+        return self.perms[key]
+
+    def read(self, key: str, name: str, index: tuple[slice, ...],
+             shape: tuple[int, ...]) -> np.ndarray:
+        weights = self.plan.weights
+        perm = self.perm(key, name)
         if perm is not None:
             stored = weights.shape(key)
             source_index = [slice(None)] * len(stored)
@@ -225,6 +229,12 @@ def _place(reader: _Reader, path: str, leaf: Any,
         raise ValueError(f"stream_pretrained: target leaf {path!r} of shape {shape} has "
                          f"sharding {sharding}, which does not divide it: {e}") from e
     depth = len(next(iter(slots)))
+    # A stacked leaf is assembled in the layout its keys are stored in, then handed to jax
+    # as a transposed view: jax's copy transposes far faster than NumPy's strided
+    # assignment (measured 0.17 s for one 5632x2048 bfloat16 matrix).
+    first = slots[next(iter(slots))]
+    stored_perm = reader.perm(*first) or tuple(range(len(shape) - depth))
+    inverse = tuple(int(i) for i in np.argsort(stored_perm))
     dtype = np.dtype(leaf.dtype)
     cache: dict[tuple[tuple[int, int], ...], np.ndarray] = {}
     underflow, source_dtype = 0, None
@@ -246,12 +256,15 @@ def _place(reader: _Reader, path: str, leaf: Any,
             lead, rest = index[:depth], index[depth:]
             if not depth:
                 cache[spans] = part((), rest)
-            else:
-                out = np.empty(tuple(s.stop - s.start for s in index), dtype)
+            else:  # the slices stacked in their stored layout: contiguous copies
+                inner = tuple(s.stop - s.start for s in rest)
+                out = np.empty(tuple(s.stop - s.start for s in lead)
+                               + tuple(inner[i] for i in inverse), dtype)
                 for at in itertools.product(*(range(s.start, s.stop) for s in lead)):
                     out[tuple(i - s.start for i, s in zip(at, lead, strict=True))] = \
-                        part(at, rest)
-                cache[spans] = out
+                        part(at, rest).transpose(inverse)
+                cache[spans] = out.transpose(tuple(range(depth))
+                                             + tuple(depth + p for p in stored_perm))
         return cache[spans]
 
     array = jax.make_array_from_callback(shape, sharding, callback)
