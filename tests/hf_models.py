@@ -268,8 +268,8 @@ class LlamaModel(nnx.Module):
 
             self.layers = make(rngs)
         else:
-            self.layers = nnx.List([Block(c, rngs, w, theta)
-                                    for w, theta in zip(self.windows, self.thetas)])
+            self.layers = nnx.List([Block(c, rngs, w, theta) for w, theta
+                                    in zip(self.windows, self.thetas, strict=True)])
         self.norm = RMSNorm(c["hidden"], c["eps"], self.gemma)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
