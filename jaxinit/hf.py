@@ -3,10 +3,11 @@ r"""Start a Flax model from a Hugging Face checkpoint directory.
 ``jaxinit.load_pretrained`` reads a Hugging Face directory (``model.safetensors`` or a
 sharded ``model.safetensors.index.json``) one tensor at a time; :func:`rules` maps its
 names onto the user's own Flax model (families ``llama`` with Mistral, Qwen2 and Qwen3,
-``gemma``, ``mixtral``, ``gpt2``, ``bert``, ``vit``; per-layer or scanned layers),
-:func:`with_interleaved_rope` converts q/k for a model whose RoPE pairs features
-(2i, 2i+1) instead of HF's (i, i + D/2), and :func:`parity_check` compares the model's
-logits with ``transformers``' on the same tokens.
+``gemma`` with Gemma 2 and Gemma 3 text, ``mixtral``, ``gpt2``, ``bert``, ``vit``;
+per-layer or scanned layers), :func:`with_interleaved_rope` converts q/k for a model
+whose RoPE pairs features (2i, 2i+1) instead of HF's (i, i + D/2), and
+:func:`parity_check` compares the model's logits with ``transformers``' on the same
+tokens.
 
 Example:
   >>> import jaxinit

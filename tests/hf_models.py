@@ -9,9 +9,13 @@ Qwen3's per-head q/k RMSNorm (``qk_norm``), an explicit ``head_dim``, Gemma's
 Mixtral's top-k mixture of experts (``experts``, ``top_k``), Gemma 2's extras
 (``gemma2``, https://arxiv.org/abs/2408.00118: norms after attention and around the MLP,
 tanh soft-capping of the attention scores and final logits, a query scale set by
-``query_pre_attn_scalar``, sliding-window attention on the ``layer_types`` that say so),
-interleaved RoPE (``rope="interleaved"``), and a ``dtype`` for the activations. Norms and
-softmax run in float32 and cast back, as the PyTorch models do.
+``query_pre_attn_scalar``, sliding-window attention of ``window`` tokens on the
+``layer_types`` that say so; Mistral: every layer sliding), Gemma 3's RoPE base
+``local_theta`` on its sliding layers (``theta`` on the full ones) and :math:`(1 + w)`
+q/k norms (``gemma`` with ``qk_norm``), interleaved RoPE (``rope="interleaved"``), and a
+``dtype`` for the activations. Norms and softmax run in float32 and cast back, as the
+PyTorch models do. With ``scan=True`` each layer's window and RoPE base are arrays
+scanned with the layers, not Python attributes.
 """
 
 from __future__ import annotations
@@ -62,10 +66,11 @@ class LayerNorm(nnx.Module):
         return (y * g + b).astype(x.dtype)
 
 
-def rope(x: jax.Array, theta: float, interleaved: bool = False) -> jax.Array:
+def rope(x: jax.Array, theta: float | jax.Array, interleaved: bool = False) -> jax.Array:
     """Rotary embedding of x (B, H, T, D) by angle :math:`t \\cdot \\theta^{-2i/D}` for pair i
-    (https://arxiv.org/abs/2104.09864). Rotate-half layout (HF's): feature i pairs with
-    i + D/2; interleaved layout (the paper's, Meta's original Llama): 2i pairs with 2i+1."""
+    (https://arxiv.org/abs/2104.09864), the base :math:`\\theta` a number or a traced scalar.
+    Rotate-half layout (HF's): feature i pairs with i + D/2; interleaved layout (the
+    paper's, Meta's original Llama): 2i pairs with 2i+1."""
     d = x.shape[-1]
     t = jnp.arange(x.shape[-2], dtype=jnp.float32)
     freq = theta ** (-jnp.arange(0, d // 2, dtype=jnp.float32) * 2 / d)
@@ -88,10 +93,11 @@ def softcap(x: jax.Array, cap: float | None) -> jax.Array:
 
 def attend(q: jax.Array, k: jax.Array, v: jax.Array, causal: bool, *,
            scale: float | None = None, cap: float | None = None,
-           window: int | None = None) -> jax.Array:
+           window: int | jax.Array | None = None) -> jax.Array:
     """softmax(softcap(s q k^T)) v over (B, H, T, D), :math:`s = 1/\\sqrt{D}` unless given,
-    the softmax in float32; with `window`, query i sees keys j with :math:`0 \\le i - j <`
-    `window` (sliding-window attention, https://arxiv.org/abs/2004.05150)."""
+    the softmax in float32; with `window` (a number or a traced scalar), query i sees keys
+    j with :math:`0 \\le i - j <` `window` (sliding-window attention,
+    https://arxiv.org/abs/2004.05150)."""
     s = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = softcap((q @ k.transpose(0, 1, 3, 2)).astype(jnp.float32) * s, cap)
     if causal:
@@ -108,10 +114,16 @@ def _linear(n_in: int, n_out: int, bias: bool, c: dict, rngs: nnx.Rngs) -> nnx.L
 
 
 class Attention(nnx.Module):
-    def __init__(self, c: dict, rngs: nnx.Rngs, window: int | None = None):
+    """Grouped-query attention; `window` and the RoPE base `theta` (``c["theta"]`` unless
+    given) are this layer's, or come per call as ``kind=(window, theta)`` arrays (scanned
+    layers, where a full-attention layer's window is the sequence length)."""
+
+    def __init__(self, c: dict, rngs: nnx.Rngs, window: int | None = None,
+                 theta: float | None = None):
         hidden, self.heads, self.kv_heads = c["hidden"], c["heads"], c["kv_heads"]
         self.d = c.get("head_dim", hidden // self.heads)
-        self.theta, self.interleaved = c["theta"], c.get("rope", "half") == "interleaved"
+        self.theta = c["theta"] if theta is None else theta
+        self.interleaved = c.get("rope", "half") == "interleaved"
         bias = c.get("bias", False)  # Llama's attention_bias: all four projections
         qkv_bias = bias or c.get("qkv_bias", False)  # Qwen2: q, k and v only
         self.q_proj = _linear(hidden, self.heads * self.d, qkv_bias, c, rngs)
@@ -124,11 +136,14 @@ class Attention(nnx.Module):
         self.scale = None if pre is None else pre ** -0.5
         self.cap, self.window = c.get("attn_softcap"), window
         if self.qk_norm:  # Qwen3: RMSNorm over each head's features, before RoPE
-            self.q_norm = RMSNorm(self.d, c["eps"])
-            self.k_norm = RMSNorm(self.d, c["eps"])
+            gemma = c.get("gemma", False)  # Gemma 3: (1 + w) gains
+            self.q_norm = RMSNorm(self.d, c["eps"], gemma)
+            self.k_norm = RMSNorm(self.d, c["eps"], gemma)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, kind: tuple[jax.Array, jax.Array] | None = None
+                 ) -> jax.Array:
         b, t, _ = x.shape
+        window, theta = (self.window, self.theta) if kind is None else kind
 
         def split(y: jax.Array, h: int) -> jax.Array:
             return y.reshape(b, t, h, self.d).transpose(0, 2, 1, 3)
@@ -136,11 +151,11 @@ class Attention(nnx.Module):
         q, k = split(self.q_proj(x), self.heads), split(self.k_proj(x), self.kv_heads)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = rope(q, self.theta, self.interleaved), rope(k, self.theta, self.interleaved)
+        q, k = rope(q, theta, self.interleaved), rope(k, theta, self.interleaved)
         v = split(self.v_proj(x), self.kv_heads)
         group = self.heads // self.kv_heads  # each kv head serves `group` query heads
         k, v = jnp.repeat(k, group, axis=1), jnp.repeat(v, group, axis=1)
-        out = attend(q, k, v, causal=True, scale=self.scale, cap=self.cap, window=self.window)
+        out = attend(q, k, v, causal=True, scale=self.scale, cap=self.cap, window=window)
         return self.o_proj(out.transpose(0, 2, 1, 3).reshape(b, t, -1))
 
 
@@ -200,12 +215,13 @@ class Block(nnx.Module):
     Gemma 2 (``gemma2``) also normalizes each branch's output:
     :math:`h = x + N_2\\,\\mathrm{Attn}(N_1 x)`, :math:`y = h + N_4\\,\\mathrm{MLP}(N_3 h)`
     (``post_attention_layernorm``, ``pre_feedforward_layernorm``,
-    ``post_feedforward_layernorm``)."""
+    ``post_feedforward_layernorm``), as Gemma 3 does."""
 
-    def __init__(self, c: dict, rngs: nnx.Rngs, window: int | None = None):
+    def __init__(self, c: dict, rngs: nnx.Rngs, window: int | None = None,
+                 theta: float | None = None):
         gemma, self.gemma2 = c.get("gemma", False), c.get("gemma2", False)
         self.input_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
-        self.self_attn = Attention(c, rngs, window)
+        self.self_attn = Attention(c, rngs, window, theta)
         self.post_attention_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
         if self.gemma2:
             self.pre_feedforward_layernorm = RMSNorm(c["hidden"], c["eps"], gemma)
@@ -216,25 +232,34 @@ class Block(nnx.Module):
         else:
             self.mlp = MLP(c, rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, kind: tuple[jax.Array, jax.Array] | None = None
+                 ) -> jax.Array:
         if self.gemma2:
-            x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x)))
+            x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), kind))
             return x + self.post_feedforward_layernorm(
                 self.mlp(self.pre_feedforward_layernorm(x)))
-        x = x + self.self_attn(self.input_layernorm(x))
+        x = x + self.self_attn(self.input_layernorm(x), kind)
         h = self.post_attention_layernorm(x)
         return x + (self.block_sparse_moe(h) if self.moe else self.mlp(h))
 
 
 class LlamaModel(nnx.Module):
     """Embedding, decoder layers and the final norm; ``scan=True`` stacks the layers on
-    a leading axis (``nnx.vmap`` at init) and runs them with ``nnx.scan``."""
+    a leading axis (``nnx.vmap`` at init) and runs them with ``nnx.scan``, each layer's
+    window and RoPE base scanned along as arrays."""
 
     def __init__(self, c: dict, rngs: nnx.Rngs, scan: bool = False):
         dtype = c.get("dtype", jnp.float32)
         self.embed_tokens = nnx.Embed(c["vocab"], c["hidden"], dtype=dtype, param_dtype=dtype,
                                       rngs=rngs)
         self.scan, self.gemma = scan, c.get("gemma", False)
+        # layer_types[i] == "sliding_attention": a window of c["window"] tokens and (Gemma 3)
+        # the RoPE base c["local_theta"]; "full_attention": no window, base c["theta"].
+        kinds = c.get("layer_types", ["full_attention"] * c["layers"])
+        sliding = [kind == "sliding_attention" for kind in kinds]
+        self.windows = tuple(c["window"] if s else None for s in sliding)
+        self.thetas = tuple(float(c.get("local_theta", c["theta"]) if s else c["theta"])
+                            for s in sliding)
         if scan:
             @nnx.split_rngs(splits=c["layers"])
             @nnx.vmap(in_axes=(0,), out_axes=0)
@@ -242,23 +267,26 @@ class LlamaModel(nnx.Module):
                 return Block(c, rngs)
 
             self.layers = make(rngs)
-        else:  # Gemma 2: layer_types[i] == "sliding_attention" attends within a window
-            kinds = c.get("layer_types", ["full_attention"] * c["layers"])
-            self.layers = nnx.List([
-                Block(c, rngs, c["window"] if kind == "sliding_attention" else None)
-                for kind in kinds])
+        else:
+            self.layers = nnx.List([Block(c, rngs, w, theta) for w, theta
+                                    in zip(self.windows, self.thetas, strict=True)])
         self.norm = RMSNorm(c["hidden"], c["eps"], self.gemma)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         x = self.embed_tokens(tokens)
         if self.gemma:  # Gemma scales the embedding by sqrt(hidden), rounded to its dtype
             x = x * jnp.asarray(math.sqrt(x.shape[-1]), x.dtype)
-        if self.scan:
-            @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
-            def step(x: jax.Array, layer: Block) -> jax.Array:
-                return layer(x)
+        if self.scan:  # a full-attention layer's window: the whole sequence
+            t = tokens.shape[1]
+            windows = jnp.asarray([t if w is None else w for w in self.windows], jnp.int32)
+            thetas = jnp.asarray(self.thetas, jnp.float32)
 
-            x = step(x, self.layers)
+            @nnx.scan(in_axes=(nnx.Carry, 0, 0), out_axes=nnx.Carry)
+            def step(x: jax.Array, layer: Block, kind: tuple[jax.Array, jax.Array]
+                     ) -> jax.Array:
+                return layer(x, kind)
+
+            x = step(x, self.layers, (windows, thetas))
         else:
             for layer in self.layers:
                 x = layer(x)

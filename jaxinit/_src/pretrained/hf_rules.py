@@ -153,8 +153,8 @@ def rules(
 
     The target is expected to mirror the HF module names (as an nnx model written after
     the ``transformers`` class does), with ``/`` for ``.``. For ``family="llama"``
-    (Llama 2/3, Mistral; Qwen2's q/k/v biases and Qwen3's q/k norms when the checkpoint
-    has them):
+    (Llama 2/3, Mistral, whose sliding window the target computes; Qwen2's q/k/v biases
+    and Qwen3's q/k norms when the checkpoint has them):
 
     - ``model.embed_tokens.weight`` (V, E) -> ``model/embed_tokens/embedding`` (V, E);
     - ``model.layers.N.self_attn.q_proj.weight`` (out, in) ->
@@ -182,8 +182,14 @@ def rules(
     :math:`a^{-1/2}` (:math:`a` = ``query_pre_attn_scalar``) and soft-capped
     :math:`c \tanh(s / c)` (``attn_logit_softcapping``), the logits soft-capped by
     ``final_logit_softcapping``, and sliding-window attention on the layers whose
-    ``layer_types`` entry is ``"sliding_attention"``. Gemma 3 (its q/k norms, per-layer
-    RoPE bases, multimodal checkpoints) is not supported. ``family="mixtral"`` replaces
+    ``layer_types`` entry is ``"sliding_attention"``. Gemma 3 text checkpoints
+    (``Gemma3ForCausalLM``) load with ``family="gemma"`` as well: Gemma 2's names plus
+    ``self_attn.q_norm.weight``/``k_norm.weight`` -> ``.../self_attn/q_norm/scale``
+    (likewise ``k_norm``), offsets too, applied per head before RoPE; the target rotates
+    its sliding layers with the base ``rope_parameters["sliding_attention"]["rope_theta"]``
+    (``rope_local_base_freq``) and its full layers with ``rope_theta``, and has no
+    soft-caps. Multimodal Gemma 3 (``Gemma3ForConditionalGeneration``, its vision tower
+    and projector) is not supported. ``family="mixtral"`` replaces
     the MLP with a sparse mixture of experts:
     ``block_sparse_moe.gate.weight`` -> ``.../block_sparse_moe/gate/kernel`` (E, experts)
     and each expert's ``block_sparse_moe.experts.X.w1.weight`` (likewise ``w2``, ``w3``)
@@ -262,7 +268,10 @@ def rules(
       https://huggingface.co/docs/transformers/model_doc/llama ; Gemma:
       https://huggingface.co/docs/transformers/model_doc/gemma ; Gemma 2:
       https://huggingface.co/docs/transformers/model_doc/gemma2 ,
-      https://arxiv.org/abs/2408.00118 ; Mixtral:
+      https://arxiv.org/abs/2408.00118 ; Gemma 3:
+      https://huggingface.co/docs/transformers/model_doc/gemma3 ,
+      https://arxiv.org/abs/2503.19786 ; Mistral:
+      https://huggingface.co/docs/transformers/model_doc/mistral ; Mixtral:
       https://huggingface.co/docs/transformers/model_doc/mixtral ; BERT:
       https://huggingface.co/docs/transformers/model_doc/bert ; ViT:
       https://huggingface.co/docs/transformers/model_doc/vit
