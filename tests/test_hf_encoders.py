@@ -111,6 +111,40 @@ def test_vit_classifier_logits_match_transformers(vit_dir):
     np.testing.assert_allclose(got, logits, rtol=0, atol=1e-4)
 
 
+def test_parity_check_masked_lm_and_image_classification(bert_dir, vit_dir):
+    """parity_check runs transformers' masked-LM and image-classification auto classes:
+    it passes on the loaded models and fails on unloaded ones (its numbers against the
+    fixtures' own transformers logits)."""
+    path, logits, _ = bert_dir
+    bert = BertForMaskedLM(BERT, rngs=nnx.Rngs(1))
+    fresh = np.asarray(_apply(bert, jnp.asarray(TOKENS)))
+    bert, _ = jaxinit.load_pretrained(bert, path, rules=jaxinit.hf.rules("bert", bert))
+    report = jaxinit.hf.parity_check(path, lambda t: _apply(bert, jnp.asarray(t)), TOKENS,
+                                     task="masked-lm")
+    assert report.passed and report.kl.shape == TOKENS.shape and report.top1.all()
+    report = jaxinit.hf.parity_check(path, lambda t: fresh, TOKENS, task="masked-lm")
+    assert not report.passed
+    np.testing.assert_allclose(report.max_abs_diff, np.abs(fresh - logits).max(), rtol=1e-5)
+
+    path, logits = vit_dir
+    vit = ViTForImageClassification(VIT, rngs=nnx.Rngs(1))
+    fresh = np.asarray(_apply(vit, jnp.asarray(IMAGES)))
+    vit, _ = jaxinit.load_pretrained(vit, path, rules=jaxinit.hf.rules("vit", vit))
+    pixels = IMAGES.transpose(0, 3, 1, 2)  # what the PyTorch model takes: NCHW
+
+    def forward(x):  # the Flax ViT takes NHWC
+        return _apply(vit, jnp.asarray(x.transpose(0, 2, 3, 1)))
+
+    report = jaxinit.hf.parity_check(path, forward, pixels, task="image-classification")
+    assert report.passed and report.kl.shape == (2,) and report.top1.all(), str(report)
+    report = jaxinit.hf.parity_check(path, lambda x: fresh, pixels, task="image-classification")
+    assert not report.passed
+    np.testing.assert_allclose(report.max_abs_diff, np.abs(fresh - logits).max(), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"inputs for task='image-classification' must be "
+                                         r"pixel values \(B, C, H, W\), float"):
+        jaxinit.hf.parity_check(path, forward, TOKENS, task="image-classification")
+
+
 @pytest.mark.parametrize("name", ["bert", "vit"])
 def test_bfloat16_outputs_within_the_measured_bound(name, bert_dir, vit_dir):
     """Loaded in bfloat16 (weights cast by load_pretrained, bfloat16 activations and

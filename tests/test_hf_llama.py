@@ -183,8 +183,11 @@ def test_parity_check_bad_input(untied, tmp_path):
     no_config = r"parity_check: hf_dir=.* \(no config.json\)"
     with pytest.raises(jaxinit.PretrainedError, match=no_config):
         jaxinit.hf.parity_check(tmp_path, lambda t: t, TOKENS)
-    with pytest.raises(ValueError, match=r"parity_check: tokens must be a 2-D integer"):
+    with pytest.raises(ValueError, match=r"parity_check: inputs for task='causal-lm' must be "
+                                         r"token ids \(B, T\), integer; got shape \(2, 3\)"):
         jaxinit.hf.parity_check(path, lambda t: t, np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"parity_check: task='seq2seq' is not one of"):
+        jaxinit.hf.parity_check(path, lambda t: t, TOKENS, task="seq2seq")
     with pytest.raises(ValueError, match=r"parity_check: forward returned logits of shape"):
         jaxinit.hf.parity_check(path, lambda t: np.zeros((2, 8, 3)), TOKENS)
 
