@@ -265,3 +265,35 @@ def test_scanned_mixtral_missing_expert_names_its_key(build):
                        r"'model/layers/block_sparse_moe/experts/w3' of shape \(2, 4, 32, 64\) "
                        r"stacks \(2, 4\) slices and \[1,2\] has no key"):
         jaxinit.load_pretrained(model, state, rules=jaxinit.hf.rules(family, model))
+
+
+def test_mixtral_fused_experts_as_transformers_holds_them(build, tmp_path):
+    """A Mixtral state_dict saved as transformers holds it in memory (router mlp.gate, all
+    experts fused in mlp.experts.gate_up_proj (experts, 2 inter, hidden) and down_proj)
+    loads through the same rules, list and scanned, to transformers' logits; streamed into
+    a scanned abstract target too; save_hf writes the per-expert names back, bit for bit."""
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    case = build("mixtral")
+    _, family, path, expected, c, tied = case
+    fused = transformers.AutoModelForCausalLM.from_pretrained(path).state_dict()
+    assert fused["model.layers.0.mlp.experts.gate_up_proj"].shape == (4, 128, 32)
+    safetensors_torch.save_file({k: v.contiguous() for k, v in fused.items()},
+                                tmp_path / "model.safetensors")
+    for scan in (False, True):
+        model, _ = _load((*case[:2], tmp_path, *case[3:]), scan=scan)
+        got = np.asarray(_logits(model, jnp.asarray(TOKENS)))
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    abstract = nnx.eval_shape(lambda: LlamaForCausalLM(c, tied=tied, scan=True,
+                                                       rngs=nnx.Rngs(0)))
+    rules = jaxinit.hf.rules(family, abstract)
+    streamed, report = jaxinit.stream_pretrained(abstract, tmp_path, rules=rules,
+                                                 on_unexpected="error")
+    assert report.full_reads == [f"model.layers.{i}.mlp.experts.gate_up_proj"
+                                 for i in range(2)]  # a split: read whole; the rest sliced
+    np.testing.assert_array_equal(streamed.model.layers.block_sparse_moe.experts.w2[...],
+                                  model.model.layers.block_sparse_moe.experts.w2[...])
+    out = jaxinit.save_hf(streamed, tmp_path / "export", rules=rules, config={})
+    written, original = jaxinit.open_weights(out), jaxinit.open_weights(path)
+    assert sorted(written) == sorted(original)
+    for k in original:
+        np.testing.assert_array_equal(written[k], original[k], err_msg=k)

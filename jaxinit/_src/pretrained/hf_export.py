@@ -260,9 +260,20 @@ def save_hf(
 def _sources(path: str, shape: tuple[int, ...], rules: Sequence[Rule]
              ) -> list[tuple[Index, str, Any, str]]:
     """``(slice index, checkpoint key, transform, output name)`` for each stored tensor a
-    parameter is written to: one for a leaf a rule loads whole (index ``()``, output
-    ``""``), one output of a splitting rule, or, for a stacked (scanned) leaf whose rule
-    template ends in ``[i]`` (``[i,j]``), one per slice of its leading axes."""
+    parameter is written to, by the first rule that loads it: one for a leaf the rule
+    loads whole (index ``()``, output ``""``), one output of a splitting rule, or, for a
+    stacked (scanned) leaf whose template ends in ``[i]`` (``[i,j]``), one per slice of its
+    leading axes."""
+    for rule in rules:
+        found = _rule_sources(path, shape, [rule])
+        if found is not None:
+            return found
+    raise PretrainedError(f"save_hf: parameter {path!r} has no Hugging Face name: "
+                          "no rule's template gives this path")
+
+
+def _rule_sources(path: str, shape: tuple[int, ...], rules: Sequence[Rule]
+                  ) -> list[tuple[Index, str, Any, str]] | None:
     found = hf_key(path, rules)
     if found is not None:
         return [((), found[0], found[1], "")]
@@ -283,8 +294,7 @@ def _sources(path: str, shape: tuple[int, ...], rules: Sequence[Rule]
                                           f"{list(index)} has no Hugging Face name")
                 out.append((index, *found))
             return out
-    raise PretrainedError(f"save_hf: parameter {path!r} has no Hugging Face name: "
-                          "no rule's template gives this path")
+    return None
 
 
 def _slice_key(head: str, tail: str, index: Index, shape: tuple[int, ...],

@@ -46,6 +46,30 @@ _GEMMA2_LAYER = (
 _MIXTRAL_MOE = (("block_sparse_moe.gate", "weight", "kernel", layout.linear),)
 
 
+def experts_linear(weight: Any) -> Any:
+    """Stacked PyTorch Linear weights (experts, out, in) -> Flax kernels (experts, in, out):
+    each expert's matrix transposed, :math:`K_e = W_e^\top`."""
+    if len(weight.shape) != 3:
+        raise ValueError(f"experts_linear: expected a rank-3 (experts, out, in) array, got "
+                         f"shape {tuple(weight.shape)}")
+    return weight.transpose(0, 2, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class split_gate_up:
+    """A fused ``mlp.experts.gate_up_proj`` (experts, 2 inter, hidden), as ``transformers``
+    holds Mixtral's experts in memory (its ``MixtralExperts``): the first ``inter`` rows of
+    each expert are the gate (w1), the rest the up projection (w3), each transposed to
+    ``{"w1": (experts, hidden, inter), "w3": ...}``."""
+
+    def __call__(self, x: Any) -> dict[str, Any]:
+        if len(x.shape) != 3 or x.shape[1] % 2:
+            raise ValueError(f"split_gate_up: expected (experts, 2 * inter, hidden), got "
+                             f"shape {tuple(x.shape)}")
+        n = x.shape[1] // 2
+        return {"w1": x[:, :n].transpose(0, 2, 1), "w3": x[:, n:].transpose(0, 2, 1)}
+
+
 @dataclasses.dataclass(frozen=True)
 class split_qkv:
     """GPT-2's fused ``c_attn`` (E, 3E) kernel or (3E,) bias -> equal thirds along the last
@@ -194,7 +218,12 @@ def rules(
     ``block_sparse_moe.gate.weight`` -> ``.../block_sparse_moe/gate/kernel`` (E, experts)
     and each expert's ``block_sparse_moe.experts.X.w1.weight`` (likewise ``w2``, ``w3``)
     is transposed and stacked into one leaf ``.../block_sparse_moe/experts/w1`` of shape
-    (experts, in, out), expert ``X`` at index ``X``.
+    (experts, in, out), expert ``X`` at index ``X``. A state dict in the fused layout
+    ``transformers`` holds in memory (``mlp.gate.weight``; ``mlp.experts.gate_up_proj`` of
+    shape (experts, 2 inter, hidden), split by :class:`split_gate_up` into ``w1`` and
+    ``w3``; ``mlp.experts.down_proj`` transposed per expert by :func:`experts_linear`)
+    loads into the same leaves; :func:`jaxinit.save_hf` writes the per-expert names, as
+    ``save_pretrained`` does.
 
     ``family="gpt2"`` (``GPT2LMHeadModel`` or ``GPT2Model`` keys): ``transformer/wte``,
     ``transformer/h/N/ln_1/scale``, ``.../attn/c_proj/kernel``, ``.../mlp/c_fc/kernel``,
@@ -313,6 +342,15 @@ def _llama(names: _Names, family: str) -> list[Rule]:
             out.append((rf"model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.{w}\.weight",
                         names.layer("model.layers", "block_sparse_moe.experts", w, inner=True),
                         layout.linear))
+        # The fused layout transformers holds in memory (a state_dict saved as it is): the
+        # router under mlp.gate, all experts in one gate_up_proj and one down_proj.
+        # Listed after the per-expert names, so save_hf writes those, as save_pretrained does.
+        out += [(r"model\.layers\.(\d+)\.mlp\.gate\.weight",
+                 names.layer("model.layers", "block_sparse_moe.gate", "kernel"), layout.linear),
+                (r"model\.layers\.(\d+)\.mlp\.experts\.gate_up_proj",
+                 names.layer("model.layers", "block_sparse_moe.experts", ""), split_gate_up()),
+                (r"model\.layers\.(\d+)\.mlp\.experts\.down_proj",
+                 names.layer("model.layers", "block_sparse_moe.experts", "w2"), experts_linear)]
     else:
         out += _per_layer(names, r"model\.layers", "model.layers", _LLAMA_MLP)
     if family == "gemma":
