@@ -164,6 +164,7 @@ def plan_load(
     tgt = flatten_target(target, caller)
     report = report_type(source=weights.name, collections=tgt.collections)
     report.reinit = [p for p in tgt.values if any(r.fullmatch(p) for r in reinit_res)]
+    reinit_set = set(report.reinit)
     plan = Plan(weights, tgt, report, {}, {}, {}, {})
     claimed: dict[str, str] = {}
     slots: dict[str, dict[Index, str]] = {}  # stacked target -> {index: key}
@@ -186,7 +187,7 @@ def plan_load(
             plan.converted[key] = apply(weights, key, transform)
             outputs = {k: jax.ShapeDtypeStruct(v.shape, v.dtype)
                        for k, v in plan.converted[key].items()}
-        _plan_outputs(plan, key, path, outputs, claimed, slots)
+        _plan_outputs(plan, key, path, outputs, reinit_set, claimed, slots)
 
     # A stacked leaf with a mismatched slice is not loaded at all (kept, or an error).
     bad = {m.target.partition("[")[0] for m in report.mismatched}
@@ -201,7 +202,6 @@ def plan_load(
                 plan.stacks.setdefault(path, {})[index] = (key, name)
         if not plan.outputs[key]:
             del plan.outputs[key]
-    reinit_set = set(report.reinit)
     report.missing = [p for p in tgt.values if p not in claimed and p not in reinit_set]
     _enforce(report, on_missing, on_unexpected, on_mismatch)
     planned = {path for outs in plan.outputs.values() for _, path, _ in outs}
@@ -288,7 +288,8 @@ def _output_shapes(weights: Weights, key: str, transform: Transform | None
 
 
 def _plan_outputs(plan: Plan, key: str, path: str, outputs: Mapping[str, Any],
-                  claimed: dict[str, str], slots: dict[str, dict[Index, str]]) -> None:
+                  reinit: set[str], claimed: dict[str, str],
+                  slots: dict[str, dict[Index, str]]) -> None:
     """Each output of `key` -> its target leaf (or slice), or reported unexpected /
     mismatched; two keys for one leaf or slice is an error."""
     values, report = plan.target.values, plan.report
@@ -301,7 +302,7 @@ def _plan_outputs(plan: Plan, key: str, path: str, outputs: Mapping[str, Any],
         if full not in values:
             report.unexpected.append(label if index is None else f"{label}{list(index)}")
             continue
-        if full in report.reinit:
+        if full in reinit:
             continue
         wanted = tuple(values[full].shape)
         where = slice_label(full, index)
