@@ -8,6 +8,7 @@ op on the original weight, so the oracle is PyTorch itself.
 import re
 
 import flax.linen as nn
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -17,6 +18,10 @@ from jaxinit import layout
 from jaxinit._src.pretrained.layout import layout_hint
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+# Converters take NumPy or JAX arrays: both must give PyTorch's result.
+ARRAYS = pytest.mark.parametrize("xp", [np, jnp], ids=["numpy", "jax"])
 
 
 def data(*shape, seed=0):
@@ -42,6 +47,7 @@ RANK_ERRORS = [
     ("conv", layout.conv, (2, 3), "3 or 4 or 5"),
     ("conv", layout.conv, (1, 1, 1, 1, 1, 1), "3 or 4 or 5"),
     ("conv_transpose", layout.conv_transpose, (2, 3), "3 or 4 or 5"),
+    ("conv_transpose", layout.conv_transpose, (1, 1, 1, 1, 1, 1), "3 or 4 or 5"),
     ("embedding", layout.embedding, (4,), "2"),
     ("embedding", layout.embedding, (2, 3, 4), "2"),
     ("linear_after_flatten", layout.linear_after_flatten((2, 3)), (6,), "2"),
@@ -110,17 +116,18 @@ def test_batch_norm_without_affine_parameters():
 
 
 
-def test_linear_after_flatten_against_torch():
+@ARRAYS
+def test_linear_after_flatten_against_torch(xp):
     # A (C, H, W) = (2, 3, 4) feature map: torch flattens channel-first, Flax channel-last.
     fmap, w, b = data(3, 2, 3, 4, seed=15), data(5, 24, seed=16), data(5, seed=17)
     want = F.linear(t(fmap).flatten(1), t(w), t(b)).numpy()
-    kernel = layout.linear_after_flatten((2, 3, 4))(w)
+    kernel = np.asarray(layout.linear_after_flatten((2, 3, 4))(xp.asarray(w)))
     assert kernel.shape == (24, 5)
     got = fmap.transpose(0, 2, 3, 1).reshape(3, -1) @ kernel + b
     np.testing.assert_allclose(got, want, **TOL)
     # A 1-D feature map (C, L) = (4, 6).
     fmap, w = data(2, 4, 6, seed=18), data(3, 24, seed=19)
-    kernel = layout.linear_after_flatten((4, 6))(w)
+    kernel = np.asarray(layout.linear_after_flatten((4, 6))(xp.asarray(w)))
     got = fmap.transpose(0, 2, 1).reshape(2, -1) @ kernel
     np.testing.assert_allclose(got, F.linear(t(fmap).flatten(1), t(w)).numpy(), **TOL)
 
@@ -144,11 +151,12 @@ def heads_of(y, h):  # (..., H*D) -> (..., H, D), as Hugging Face splits heads
     return y.reshape(*y.shape[:-1], h, -1)
 
 
-def test_attention_heads_against_torch_linear():
+@ARRAYS
+def test_attention_heads_against_torch_linear(xp):
     h, d, e = 3, 2, 5
     w, b, x = data(h * d, e, seed=20), data(h * d, seed=21), data(4, e, seed=22)
     want = heads_of(F.linear(t(x), t(w), t(b)).numpy(), h)
-    kernel, bias = layout.attention_heads(h)(w), layout.attention_heads(h)(b)
+    kernel, bias = (np.asarray(layout.attention_heads(h)(xp.asarray(a))) for a in (w, b))
     assert kernel.shape == (e, h, d) and bias.shape == (h, d)
     np.testing.assert_allclose(np.einsum("ni,ihd->nhd", x, kernel) + bias, want, **TOL)
 
@@ -161,16 +169,18 @@ def test_attention_heads_split_message():
         layout.attention_heads(4)(np.zeros(10))
 
 
-def test_attention_qkv_against_torch_in_projection():
+@ARRAYS
+def test_attention_qkv_against_torch_in_projection(xp):
     h, d = 2, 3
     e = h * d
     w, b, x = data(3 * e, e, seed=23), data(3 * e, seed=24), data(4, e, seed=25)
     q, k, v = (heads_of(y.numpy(), h) for y in F.linear(t(x), t(w), t(b)).chunk(3, dim=-1))
-    kernels, biases = layout.attention_qkv(h)(w), layout.attention_qkv(h)(b)
+    kernels, biases = (layout.attention_qkv(h)(xp.asarray(a)) for a in (w, b))
     assert list(kernels) == ["query/kernel", "key/kernel", "value/kernel"]
     assert list(biases) == ["query/bias", "key/bias", "value/bias"]
     for part, want in zip(("query", "key", "value"), (q, k, v), strict=True):
-        got = np.einsum("ni,ihd->nhd", x, kernels[f"{part}/kernel"]) + biases[f"{part}/bias"]
+        kernel, bias = np.asarray(kernels[f"{part}/kernel"]), np.asarray(biases[f"{part}/bias"])
+        got = np.einsum("ni,ihd->nhd", x, kernel) + bias
         np.testing.assert_allclose(got, want, **TOL)
 
 
@@ -180,11 +190,12 @@ def test_attention_qkv_split_message():
         layout.attention_qkv(2)(np.zeros((10, 4)))
 
 
-def test_attention_out_against_torch_linear():
+@ARRAYS
+def test_attention_out_against_torch_linear(xp):
     h, d, e = 3, 2, 4
     w, b, o = data(e, h * d, seed=26), data(e, seed=27), data(5, h, d, seed=28)
     want = F.linear(t(o.reshape(5, -1)), t(w), t(b)).numpy()
-    kernel = layout.attention_out(h)(w)
+    kernel = np.asarray(layout.attention_out(h)(xp.asarray(w)))
     assert kernel.shape == (h, d, e)
     assert layout.attention_out(h)(b) is b
     np.testing.assert_allclose(np.einsum("nhd,hde->ne", o, kernel) + b, want, **TOL)
@@ -220,3 +231,20 @@ ORDER_HINT = " The same dimensions in another order: a layout difference (pass t
 ])
 def test_layout_hint(stored, wanted, hint):
     assert layout_hint(stored, wanted) == hint
+
+
+@pytest.mark.parametrize("ndim, stride, padding, output_padding, kernel",
+                         [(1, 2, 1, 1, 3), (3, 1, 0, 0, 2)])
+def test_conv_transpose_in_1d_and_3d_against_torch(ndim, stride, padding, output_padding, kernel):
+    # Flax padding k - 1 - p on the left, k - 1 - p + output_padding on the right.
+    w, b = data(4, 3, *([kernel] * ndim), seed=29), data(3, seed=30)
+    x = data(2, 4, *([3] * ndim), seed=31)
+    op = getattr(F, f"conv_transpose{ndim}d")
+    want = op(t(x), t(w), t(b), stride=stride, padding=padding,
+              output_padding=output_padding).numpy()
+    lo = kernel - 1 - padding
+    conv = nn.ConvTranspose(3, (kernel,) * ndim, strides=(stride,) * ndim,
+                            padding=[(lo, lo + output_padding)] * ndim)
+    got = conv.apply({"params": {"kernel": layout.conv_transpose(w), "bias": b}},
+                     np.moveaxis(x, 1, -1))
+    np.testing.assert_allclose(got, np.moveaxis(want, 1, -1), **TOL)
