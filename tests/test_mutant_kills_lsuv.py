@@ -354,3 +354,33 @@ def test_report_keeps_target_and_tol():
     _, report = jaxinit.lsuv(net, x, params=params, target=2.0, tol=0.05, max_iters=1)
     assert (report.target, report.tol) == (2.0, 0.05)
     assert report.layers[0].iterations == 1
+
+
+def test_complex_outputs_are_measured_as_complex():
+    # A complex kernel: the variance of a complex output is E|h - E h|^2 (real), and
+    # the rescaled kernel stays complex.
+    rng = np.random.default_rng(10)
+    kernel = (rng.normal(size=(8, 8)) + 1j * rng.normal(size=(8, 8))) * 0.2
+    params = {"a": {"kernel": jnp.asarray(kernel, jnp.complex64)}}
+    net = lambda p, x: tap(x.astype(jnp.complex64) @ p["a"]["kernel"], "a")
+    x = jax.random.normal(jax.random.key(7), (128, 8))
+    with jax.numpy_dtype_promotion("standard"):  # see the bfloat16 test above
+        new, report = jaxinit.lsuv(net, x, params=params, orthonormal=False)
+    h = _f64(x) @ np.asarray(params["a"]["kernel"], np.complex128)
+    (row,) = report.layers
+    assert row.variance_before == pytest.approx(np.mean(np.abs(h - h.mean()) ** 2), rel=1e-5)
+    assert new["a"]["kernel"].dtype == jnp.complex64
+    h = _f64(x) @ np.asarray(new["a"]["kernel"], np.complex128)
+    assert np.mean(np.abs(h - h.mean()) ** 2) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_shift_bias_keeps_a_low_precision_bias_dtype():
+    params = {"a": {"kernel": jnp.asarray(_orthonormal(4, 11)),
+                    "bias": jnp.asarray([1.0, -2.0, 0.5, 3.0], jnp.bfloat16)}}
+    net = lambda p, x: tap(x @ p["a"]["kernel"] + p["a"]["bias"].astype(jnp.float32)[None], "a")
+    x = jax.random.normal(jax.random.key(8), (64, 4))
+    new, report = jaxinit.lsuv(net, x, params=params, orthonormal=False, shift_bias=True)
+    assert report.layers[0].iterations >= 1
+    assert new["a"]["bias"].dtype == jnp.bfloat16
+    z = _f64(x) @ _f64(new["a"]["kernel"]) + _f64(new["a"]["bias"])
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=0.02)  # bfloat16 rounding of the bias
