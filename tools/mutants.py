@@ -55,7 +55,7 @@ MODULES: dict[str, list[str]] = {
     "pretrained/layout": ["tests/test_mutant_kills_layout.py", "tests/test_pretrained_torch.py",
                           "tests/test_pretrained_load.py"],
     "params/mup": ["tests/test_mup.py", "tests/test_mup_depth_tied.py"],
-    "diagnose/lsuv": ["tests/test_lsuv.py"],
+    "diagnose/lsuv": ["tests/test_mutant_kills_lsuv.py", "tests/test_lsuv.py"],
     "compare/stats": ["tests/test_compare_stats.py", "tests/test_mutant_kills_stats.py"],
     "pretrained/hf_rules": ["tests/test_hf_gpt2.py", "tests/test_hf_llama.py"],
 }
