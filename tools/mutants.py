@@ -51,7 +51,7 @@ MODULES: dict[str, list[str]] = {
                          "tests/test_parity.py"],
     "pretrained/formats": ["tests/test_pretrained_formats.py"],
     "pretrained/merge": ["tests/test_pretrained_load.py"],
-    "pretrained/plan": ["tests/test_pretrained_load.py"],
+    "pretrained/plan": ["tests/test_mutant_kills_plan.py", "tests/test_pretrained_load.py"],
     "pretrained/layout": ["tests/test_mutant_kills_layout.py", "tests/test_pretrained_torch.py",
                           "tests/test_pretrained_load.py"],
     "params/mup": ["tests/test_mup.py", "tests/test_mup_depth_tied.py"],
