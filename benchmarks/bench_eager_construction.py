@@ -24,16 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import platform
 import subprocess
 import sys
 
+REPO = pathlib.Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, statistics, sys, time
 import jax
 from flax import nnx
 import jaxinit
 from jaxinit._src.core import base
+
+from benchmarks.timing import median_seconds
 
 library, scheme, layers, width, repeats = sys.argv[1:6]
 layers, width, repeats = int(layers), int(width), int(repeats)
@@ -62,19 +66,10 @@ warm = [build()[0] for _ in range(repeats)]
 after_warm = base.compiled.cache_info()
 kernel = model.layers[0].kernel[...]
 
-def median_ms(fn, n=20):
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
 init, key, shape = make_init(), jax.random.key(1), (width, width)
 jitted = jax.jit(lambda k: init(k, shape, jax.numpy.float32))
-call_ms = median_ms(lambda: init(key, shape, jax.numpy.float32))
-jit_ms = median_ms(lambda: jitted(key))
+call_ms = median_seconds(lambda: init(key, shape, jax.numpy.float32), 20) * 1e3
+jit_ms = median_seconds(lambda: jitted(key), 20) * 1e3
 print(json.dumps({
     "call_ms": call_ms, "jit_ms": jit_ms,
     "cold": cold, "warm": statistics.median(warm),
@@ -89,7 +84,7 @@ print(json.dumps({
 def run(
     library: str, scheme: str, layers: int, width: int, repeats: int, blas_threads: int | None
 ) -> dict:
-    env = dict(os.environ)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # the child imports benchmarks.timing
     if blas_threads is not None:
         env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
     out = subprocess.run(
