@@ -101,6 +101,19 @@ def _params():
     }
 
 
+def _rescaled_once(row, x, kernel, new_kernel):
+    """`row` reports one rescale of `kernel`, on input `x`, by 1/sqrt(Var(x @ kernel)),
+    computed here in float64; returns the layer's new output ``x @ new_kernel``."""
+    var = (x @ kernel).var()
+    assert (row.iterations, row.note, row.rescaled) == (1, "", True)
+    assert row.variance_before == pytest.approx(var, rel=1e-5)
+    assert row.scale == pytest.approx(var**-0.5, rel=1e-5)
+    np.testing.assert_allclose(new_kernel, kernel * var**-0.5, rtol=1e-5)
+    h = x @ new_kernel
+    assert row.variance_after == pytest.approx(h.var(), rel=1e-5)
+    return h
+
+
 def test_rows_against_a_float64_forward_pass():
     params = _params()
     x = jax.random.normal(jax.random.key(0), (256, 8))
@@ -113,15 +126,8 @@ def test_rows_against_a_float64_forward_pass():
     assert list(rows) == ["a", "act", "b", "b#2", "c", "d"]
 
     # "a": no bias, so one rescale by 1/sqrt(Var) is exact.
-    var_a = (xs @ k["a"]).var()
-    assert var_a < 0.5
-    a = rows["a"]
-    assert (a.iterations, a.note, a.rescaled) == (1, "", True)
-    assert a.variance_before == pytest.approx(var_a, rel=1e-5)
-    assert a.scale == pytest.approx(var_a**-0.5, rel=1e-5)
-    np.testing.assert_allclose(nk["a"], k["a"] * var_a**-0.5, rtol=1e-5)
-    h = xs @ nk["a"]
-    assert a.variance_after == pytest.approx(h.var(), rel=1e-5)
+    assert (xs @ k["a"]).var() < 0.5
+    h = _rescaled_once(rows["a"], xs, k["a"], nk["a"])
     assert h.var() == pytest.approx(1.0, abs=1e-5)
 
     # "act" has no kernel: measured after "a" was rescaled, and left alone.
@@ -132,14 +138,7 @@ def test_rows_against_a_float64_forward_pass():
                             SKIPPED, False)
 
     # "b" is rescaled at its first call; its second call is reported, not rescaled.
-    var_b = (h @ k["b"]).var()
-    b = rows["b"]
-    assert (b.iterations, b.note, b.rescaled) == (1, "", True)
-    assert b.variance_before == pytest.approx(var_b, rel=1e-5)
-    assert b.scale == pytest.approx(var_b**-0.5, rel=1e-5)
-    np.testing.assert_allclose(nk["b"], k["b"] * var_b**-0.5, rtol=1e-5)
-    h = h @ nk["b"]
-    assert b.variance_after == pytest.approx(h.var(), rel=1e-5)
+    h = _rescaled_once(rows["b"], h, k["b"], nk["b"])
     h = h @ nk["b"]
     b2 = rows["b#2"]
     assert b2.variance_before == pytest.approx(h.var(), rel=1e-5)
