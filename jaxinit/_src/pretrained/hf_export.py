@@ -265,15 +265,17 @@ def _sources(path: str, shape: tuple[int, ...], rules: Sequence[Rule]
     stacked (scanned) leaf whose template ends in ``[i]`` (``[i,j]``), one per slice of its
     leading axes."""
     for rule in rules:
-        found = _rule_sources(path, shape, [rule])
+        found = _rule_sources(path, shape, rule)
         if found is not None:
             return found
     raise PretrainedError(f"save_hf: parameter {path!r} has no Hugging Face name: "
                           "no rule's template gives this path")
 
 
-def _rule_sources(path: str, shape: tuple[int, ...], rules: Sequence[Rule]
+def _rule_sources(path: str, shape: tuple[int, ...], rule: Rule
                   ) -> list[tuple[Index, str, Any, str]] | None:
+    """`_sources` by `rule` alone, or None when it does not load `path`."""
+    rules = [rule]
     found = hf_key(path, rules)
     if found is not None:
         return [((), found[0], found[1], "")]
